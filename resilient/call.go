@@ -1,0 +1,202 @@
+package resilient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.uber.org/zap"
+
+	"github.com/mcpkit/resilience/retry"
+)
+
+// errNotCounted marks, for the breaker, an attempt whose failure says
+// nothing about the server's health (a lost session, an ambiguous drop, a
+// cancellation): it is neither a success nor a failure.
+var errNotCounted = errors.New("not counted")
+
+// op names the call being run, for decisions, events and logs.
+type op struct {
+	method string
+	tool   string
+}
+
+// run is the life of one call (DESIGN.md, "One call, step by step"): try
+// it on the current session, classify a failure, replace the session when it
+// is dead, and try again while the policy, the budget and the breaker allow
+// and running it again is safe. f must run the call on a fresh copy of its
+// params each time.
+func run[R any](ctx context.Context, c *Client, o op, f func(context.Context, *mcp.ClientSession) (R, error)) (R, error) {
+	var zero R
+	c.stats.calls.Add(1)
+	p := c.policy
+	if pp, ok := retry.PolicyFrom(ctx); ok {
+		if err := pp.Validate(); err != nil {
+			return zero, fmt.Errorf("resilient: retry.WithPolicy: %w", err)
+		}
+		p = pp.WithDefaults()
+	}
+	start := time.Now()
+	var bo backoff.BackOff
+	replay := false // the next attempt re-sends after a reconnect
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return zero, err
+		}
+		cur, err := c.current()
+		if err != nil {
+			return zero, err
+		}
+		done, err := c.allow()
+		if err != nil {
+			return zero, err
+		}
+		if attempt > 1 {
+			c.stats.retries.Add(1)
+			if replay {
+				c.stats.replays.Add(1)
+			}
+		}
+		res, err := f(ctx, cur.cs)
+		class := retry.Classify(err)
+		if class == retry.Cancelled && ctx.Err() == nil {
+			// A deadline inside the transport (http.Client.Timeout), not
+			// the caller's: the request may have been sent.
+			class = retry.Ambiguous
+		}
+		c.settle(done, class, err)
+		switch class {
+		case retry.OK:
+			return res, nil
+		case retry.Cancelled:
+			return zero, ctx.Err()
+		case retry.Protocol:
+			return zero, err
+		}
+		if c.isClosed() {
+			return zero, ErrClosed
+		}
+		c.log.Debug("attempt failed", zap.String("method", o.method), zap.String("session_id", cur.cs.ID()),
+			zap.Uint64("generation", cur.gen), zap.Int("attempt", attempt), zap.Stringer("class", class), zap.Error(err))
+		c.emit(Event{Kind: EventAttemptFailed, Method: o.method, Tool: o.tool, Class: class, Attempt: attempt, Err: err,
+			SessionID: cur.cs.ID(), Generation: cur.gen})
+
+		call, known := c.describe(o)
+		d := retry.Decide(ctx, p, class, call, cur.isDead())
+		if d.Reconnect {
+			if rerr := c.reconnect(ctx, cur.gen, err); rerr != nil {
+				if d.OutcomeUnknown {
+					return zero, c.outcomeUnknown(o, errors.Join(err, rerr))
+				}
+				if ctx.Err() != nil {
+					return zero, ctx.Err()
+				}
+				return zero, rerr
+			}
+			if d.OutcomeUnknown && o.tool != "" && !known {
+				// The tool's annotations were not known; the new session
+				// can tell whether it is safe to replay.
+				c.refreshTools(ctx)
+				call, _ = c.describe(o)
+				d = retry.Decide(ctx, p, class, call, false)
+			}
+		}
+		if d.OutcomeUnknown {
+			return zero, c.outcomeUnknown(o, err)
+		}
+		if !d.Retry {
+			return zero, err
+		}
+		if attempt >= p.MaxAttempts {
+			return zero, &retry.ExhaustedError{Attempts: attempt, Reason: "max attempts", Last: err}
+		}
+		if p.MaxElapsed > 0 && time.Since(start) >= p.MaxElapsed {
+			return zero, &retry.ExhaustedError{Attempts: attempt, Reason: "max elapsed time", Last: err}
+		}
+		replay = d.Reconnect
+		if !d.Backoff {
+			c.log.Debug("replaying", zap.String("method", o.method), zap.Int("attempt", attempt+1), zap.Stringer("class", class))
+			c.emit(Event{Kind: EventReplayed, Method: o.method, Tool: o.tool, Class: class, Attempt: attempt + 1})
+			continue
+		}
+		if !c.budget.Allow() {
+			c.stats.budgetExhausted.Add(1)
+			c.log.Warn("retry budget exhausted", zap.String("method", o.method), zap.Float64("tokens", c.budget.Tokens()))
+			c.emit(Event{Kind: EventBudgetExhausted, Method: o.method, Tool: o.tool, Class: class, Attempt: attempt, Err: err})
+			return zero, &retry.ExhaustedError{Attempts: attempt, Reason: "retry budget", Last: err}
+		}
+		if bo == nil {
+			bo = p.NewBackOff()
+		}
+		wait := bo.NextBackOff()
+		if wait == backoff.Stop {
+			return zero, &retry.ExhaustedError{Attempts: attempt, Reason: "max elapsed time", Last: err}
+		}
+		c.log.Debug("backing off", zap.String("method", o.method), zap.Int("attempt", attempt), zap.Duration("backoff", wait))
+		if err := c.sleep(ctx, wait); err != nil {
+			return zero, err
+		}
+	}
+}
+
+// allow asks the breaker for an attempt. It returns the function that
+// records the attempt's outcome, or an error matching ErrCircuitOpen.
+func (c *Client) allow() (func(error), error) {
+	if c.breaker == nil {
+		return func(error) {}, nil
+	}
+	done, err := c.breaker.Allow()
+	c.flushBreakerEvents()
+	if err != nil {
+		return nil, fmt.Errorf("%w (%v)", ErrCircuitOpen, err)
+	}
+	return done, nil
+}
+
+// settle records an attempt's outcome with the breaker and the budget. Only
+// failures that show the server unreachable or refusing count against them.
+func (c *Client) settle(done func(error), class retry.Class, err error) {
+	switch class {
+	case retry.OK, retry.Protocol:
+		done(nil)
+		c.budget.Success()
+	case retry.NotSent, retry.Transient:
+		done(err)
+		c.budget.Failure()
+	default:
+		done(errNotCounted)
+	}
+	c.flushBreakerEvents()
+}
+
+func (c *Client) outcomeUnknown(o op, cause error) error {
+	c.stats.outcomeUnknown.Add(1)
+	c.log.Warn("outcome unknown, not replayed", zap.String("method", o.method), zap.String("tool", o.tool))
+	err := fmt.Errorf("%w: %s %s: %w", ErrOutcomeUnknown, o.method, o.tool, cause)
+	c.emit(Event{Kind: EventOutcomeUnknown, Method: o.method, Tool: o.tool, Err: cause})
+	return err
+}
+
+// sleep waits d, or until ctx ends (returning ctx.Err()) or the client is
+// closed (ErrClosed).
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return ErrClosed
+	}
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}

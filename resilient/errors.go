@@ -1,0 +1,22 @@
+package resilient
+
+import "errors"
+
+// ErrClosed is returned by every call made after [Client.Close], and by calls
+// interrupted by it.
+var ErrClosed = errors.New("resilient: client closed")
+
+// ErrCircuitOpen is matched by the error of a call refused because the
+// circuit breaker is open: recent attempts to reach the server failed, and
+// the client does not try again until the breaker's open timeout passes. The
+// error also wraps the failure that opened it, when one is known.
+var ErrCircuitOpen = errors.New("resilient: circuit breaker open")
+
+// ErrOutcomeUnknown is matched by the error of a call that may or may not
+// have run on the server: the request was sent and the connection died
+// before the answer. The call was not replayed because running it twice may
+// be unsafe (a tools/call without readOnlyHint or idempotentHint, on a
+// server that does not deduplicate). The error also wraps the cause. The
+// client has already moved to a fresh session; the caller decides whether
+// to call again (check the server's state first when it matters).
+var ErrOutcomeUnknown = errors.New("resilient: outcome unknown, not replayed")

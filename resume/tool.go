@@ -1,0 +1,171 @@
+package resume
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// ToolName is the name of the tool that copies an old session's state into
+// the current session.
+const ToolName = "resume_session"
+
+// ToolArg is the tool's one argument: the ID of the session to resume from.
+const ToolArg = "old_session_id"
+
+// maxSessionIDLen bounds an acceptable session ID. The go-sdk's IDs are 26
+// characters (crypto/rand.Text); other SDKs use UUIDs (36) or hex digests
+// (64). 128 leaves room for those and refuses anything built to be a key
+// injection.
+const maxSessionIDLen = 128
+
+// ToolOptions configures the resume_session tool. A nil *ToolOptions and a
+// zero field mean the documented defaults.
+type ToolOptions struct {
+	// TTL is how long the copied keys live in the new session. Zero or less
+	// means the store's default TTL.
+	TTL time.Duration
+
+	// Instance names this server replica in every answer (the "instance"
+	// field), so operators and tests can see which replica resumed a
+	// session. Empty leaves the field out.
+	Instance string
+}
+
+// AddTool registers the resume_session tool on server. Given
+// {"old_session_id": ID} it copies every key of session ID in store into the
+// calling session, in one atomic [Store.Copy], and answers a [Result] as
+// structured content and as JSON text:
+//
+//   - [StatusSameSession] when ID is the calling session's own ID: nothing
+//     is copied;
+//   - [StatusNotFound] with keys_copied 0 when ID has no live keys (it never
+//     existed, or expired);
+//   - [StatusResumed] with the number of keys copied otherwise.
+//
+// The tool answers a tool error (IsError, never a protocol error) and copies
+// nothing when the request has no session ID (a stateless transport), when ID
+// fails [ValidateSessionID], or when the store fails. It is annotated as
+// idempotent: copying the same old session twice leaves the same state.
+//
+// The tool does not check who owns the old session: anyone who knows a
+// session ID can copy its state. Session IDs are unguessable, and a check
+// against the caller's principal belongs between validating the ID and
+// copying (see resumeTool.call).
+//
+// AddTool panics if server or store is nil, as [mcp.AddTool] panics on an
+// invalid tool: both are mistakes made at start-up, not at run time. The tool
+// is safe for concurrent use if store is.
+func AddTool(server *mcp.Server, store Store, opts *ToolOptions) {
+	if server == nil || store == nil {
+		panic("resume.AddTool: nil server or store")
+	}
+	rt := &resumeTool{store: store}
+	if opts != nil {
+		rt.opts = *opts
+	}
+	openWorld := false // it touches only the session store
+	mcp.AddTool(server, &mcp.Tool{
+		Name:  ToolName,
+		Title: "Resume session",
+		Description: "Copy the state of an earlier MCP session into this one after a reconnect. " +
+			"Argument " + ToolArg + " is the Mcp-Session-Id of the earlier session. " +
+			`Answers {"status":"resumed"|"same_session"|"not_found","keys_copied":N}.`,
+		Annotations: &mcp.ToolAnnotations{
+			Title: "Resume session",
+			// Copying the same old session again rewrites the same values.
+			IdempotentHint: true,
+			// DestructiveHint stays unset (true by the spec's default):
+			// keys of the same name in the current session are replaced.
+			OpenWorldHint: &openWorld,
+		},
+	}, rt.call)
+}
+
+// resumeInput is the tool's argument object. Its JSON name must equal
+// ToolArg (a test checks the inferred schema).
+type resumeInput struct {
+	OldSessionID string `json:"old_session_id" jsonschema:"the Mcp-Session-Id of the earlier session whose state to copy into this session"`
+}
+
+type resumeTool struct {
+	store Store
+	opts  ToolOptions
+}
+
+// call answers one resume_session request. The steps run cheapest first, and
+// every refusal happens before the store is touched; an ownership check
+// (comparing the caller's auth.TokenInfo with the owner recorded for the old
+// session) fits between the same-session answer and the copy.
+func (t *resumeTool) call(ctx context.Context, req *mcp.CallToolRequest, in resumeInput) (*mcp.CallToolResult, Result, error) {
+	current := req.Session.ID()
+	if current == "" {
+		return nil, Result{}, fmt.Errorf("%s needs a stateful session: this request carries no Mcp-Session-Id, so there is no session to copy state into", ToolName)
+	}
+	if err := ValidateSessionID(in.OldSessionID); err != nil {
+		return nil, Result{}, fmt.Errorf("%s: argument %s: %w", ToolName, ToolArg, err)
+	}
+	res := Result{Instance: t.opts.Instance}
+	if in.OldSessionID == current {
+		res.Status = StatusSameSession
+		return nil, res, nil
+	}
+	// Copy alone decides between not_found and resumed: a separate Keys call
+	// first would race with expiry.
+	n, err := t.store.Copy(ctx, in.OldSessionID, current, t.opts.TTL)
+	if err != nil {
+		return nil, Result{}, fmt.Errorf("%s: copying the state of session %s: %w", ToolName, in.OldSessionID, err)
+	}
+	res.KeysCopied = n
+	res.Status = StatusResumed
+	if n == 0 {
+		res.Status = StatusNotFound
+	}
+	return nil, res, nil
+}
+
+// ValidateSessionID reports whether id can be a session ID: 1 to 128
+// characters from A-Z, a-z, 0-9, '_' and '-'. That covers the go-sdk's IDs
+// (crypto/rand.Text: base32, A-Z and 2-7), UUIDs and hex digests, and refuses
+// every character that a store could read as a pattern or a separator ('*',
+// '?', '[', ']', ':', '{', '}', whitespace, ...).
+//
+// The error matches [ErrInvalidSessionID] and quotes (a prefix of) id and the
+// first character refused. ValidateSessionID is safe for concurrent use.
+func ValidateSessionID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty", ErrInvalidSessionID)
+	case len(id) > maxSessionIDLen:
+		return fmt.Errorf("%w %s: %d bytes long, at most %d allowed", ErrInvalidSessionID, quotePrefix(id), len(id), maxSessionIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if !sessionIDByte(id[i]) {
+			r, _ := utf8.DecodeRuneInString(id[i:])
+			return fmt.Errorf("%w %s: character %q at byte %d is not allowed (only A-Z, a-z, 0-9, '_' and '-')", ErrInvalidSessionID, quotePrefix(id), r, i)
+		}
+	}
+	return nil
+}
+
+func sessionIDByte(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-'
+}
+
+// quotePrefix quotes id for an error message, cut short so that a hostile
+// argument cannot flood the answer or a log.
+func quotePrefix(id string) string {
+	const maxQuoted = 40
+	if len(id) <= maxQuoted {
+		return strconv.Quote(id)
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(id[cut]) {
+		cut--
+	}
+	return strconv.Quote(id[:cut]) + "..."
+}

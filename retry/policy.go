@@ -1,0 +1,125 @@
+package retry
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Defaults of [Policy], used for every zero field.
+const (
+	DefaultMaxAttempts    = 4
+	DefaultInitialBackoff = 100 * time.Millisecond
+	DefaultMaxBackoff     = 5 * time.Second
+	DefaultMultiplier     = 2.0
+	DefaultMaxElapsed     = 30 * time.Second
+)
+
+// Policy says how often and how patiently a call is tried again. The zero
+// value is usable: every zero field takes the default written beside it.
+// A Policy is a plain value, safe to copy and to share.
+type Policy struct {
+	// MaxAttempts bounds the attempts of one call, the first included.
+	// 0 means DefaultMaxAttempts (4); 1 means never retry. Negative is
+	// invalid.
+	MaxAttempts int
+
+	// InitialBackoff is the ceiling of the first wait between attempts; the
+	// wait is drawn uniformly from [0, ceiling) ("full jitter"). 0 means
+	// DefaultInitialBackoff (100ms).
+	InitialBackoff time.Duration
+
+	// MaxBackoff caps the ceiling of any wait. 0 means DefaultMaxBackoff (5s).
+	MaxBackoff time.Duration
+
+	// Multiplier grows the ceiling after each wait. 0 means
+	// DefaultMultiplier (2); otherwise it must be at least 1.
+	Multiplier float64
+
+	// MaxElapsed bounds the time spent retrying one call, waits included;
+	// the caller's context may bound it further. 0 means DefaultMaxElapsed
+	// (30s); negative means no bound other than MaxAttempts and the context.
+	MaxElapsed time.Duration
+
+	// IgnoreAnnotations stops the readOnlyHint and idempotentHint that a
+	// server declares on its tools from making a tools/call replayable. The
+	// MCP specification calls annotations untrusted hints; set this when the
+	// server is not yours. Default false: annotations are trusted.
+	IgnoreAnnotations bool
+}
+
+// Validate reports the first field of p that is out of range, naming it.
+func (p Policy) Validate() error {
+	switch {
+	case p.MaxAttempts < 0:
+		return fmt.Errorf("retry: Policy.MaxAttempts is %d; want 0 (default %d) or more", p.MaxAttempts, DefaultMaxAttempts)
+	case p.InitialBackoff < 0:
+		return fmt.Errorf("retry: Policy.InitialBackoff is %v; want 0 (default %v) or more", p.InitialBackoff, DefaultInitialBackoff)
+	case p.MaxBackoff < 0:
+		return fmt.Errorf("retry: Policy.MaxBackoff is %v; want 0 (default %v) or more", p.MaxBackoff, DefaultMaxBackoff)
+	case math.IsNaN(p.Multiplier) || math.IsInf(p.Multiplier, 0) || (p.Multiplier != 0 && p.Multiplier < 1):
+		return fmt.Errorf("retry: Policy.Multiplier is %v; want 0 (default %v) or a finite number >= 1", p.Multiplier, DefaultMultiplier)
+	}
+	return nil
+}
+
+// WithDefaults returns p with every zero field replaced by its default.
+func (p Policy) WithDefaults() Policy {
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = DefaultMaxAttempts
+	}
+	if p.InitialBackoff == 0 {
+		p.InitialBackoff = DefaultInitialBackoff
+	}
+	if p.MaxBackoff == 0 {
+		p.MaxBackoff = DefaultMaxBackoff
+	}
+	if p.MaxBackoff < p.InitialBackoff {
+		p.MaxBackoff = p.InitialBackoff
+	}
+	if p.Multiplier == 0 {
+		p.Multiplier = DefaultMultiplier
+	}
+	if p.MaxElapsed == 0 {
+		p.MaxElapsed = DefaultMaxElapsed
+	}
+	return p
+}
+
+// NewBackOff returns a fresh exponential backoff with full jitter, bounded
+// by p.MaxElapsed (it returns backoff.Stop once that much time has passed
+// since the call to NewBackOff). Zero fields take their defaults.
+//
+// A BackOff keeps state and is not safe for concurrent use: make one per
+// retry loop.
+func (p Policy) NewBackOff() backoff.BackOff {
+	p = p.WithDefaults()
+	exp := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(p.InitialBackoff),
+		backoff.WithMaxInterval(p.MaxBackoff),
+		backoff.WithMultiplier(p.Multiplier),
+		backoff.WithRandomizationFactor(0),
+		backoff.WithMaxElapsedTime(max(p.MaxElapsed, 0)),
+	)
+	return &fullJitter{exp: exp}
+}
+
+// fullJitter draws each wait uniformly from [0, d), where d is the
+// exponential ceiling: the "full jitter" of the AWS architecture blog, which
+// spreads a herd of clients better than backoff's ±factor jitter.
+type fullJitter struct {
+	exp *backoff.ExponentialBackOff
+}
+
+func (f *fullJitter) NextBackOff() time.Duration {
+	d := f.exp.NextBackOff()
+	if d == backoff.Stop || d <= 0 {
+		return d
+	}
+	return rand.N(d)
+}
+
+func (f *fullJitter) Reset() { f.exp.Reset() }
