@@ -17,8 +17,10 @@ const (
 	// EventReconnectStarted: the session was found dead or suspect
 	// (OldSessionID, Err: the failure that triggered it).
 	EventReconnectStarted
-	// EventReconnected: a new session replaced the old one (SessionID,
-	// OldSessionID, Generation, Attempt: dials it took, Duration).
+	// EventReconnected: a new session is up to replace the old one
+	// (SessionID, OldSessionID, Generation, Attempt: dials it took,
+	// Duration: from the failure to the handshake's end). Resume and
+	// restore events follow; the session is put in use after them.
 	EventReconnected
 	// EventReconnectFailed: the reconnect loop gave up (Err, Attempt,
 	// Duration). The next call starts a new one.

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 Client mirrors every method of *mcp.ClientSession, including the logging API that SEP-2577 deprecates, so that it stays a drop-in.
+
 package resilient
 
 import (

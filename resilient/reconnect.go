@@ -110,6 +110,8 @@ func (c *Client) runReconnect(f *flight, old *conn, cause error) {
 
 	var next *conn
 	if err == nil {
+		events = append(events, Event{Kind: EventReconnected, SessionID: cs.ID(), OldSessionID: oldID, Generation: old.gen + 1,
+			Attempt: attempts, Duration: time.Since(start)})
 		events = append(events, c.resume(cs, oldID)...)
 		events = append(events, c.restore(cs)...)
 		c.mu.Lock()
@@ -147,7 +149,6 @@ func (c *Client) runReconnect(f *flight, old *conn, cause error) {
 		c.stats.reconnects.Add(1)
 		c.log.Info("reconnected", zap.String("session_id", cs.ID()), zap.String("old_session_id", oldID),
 			zap.Uint64("generation", next.gen), zap.Int("attempts", attempts), zap.Duration("duration", d))
-		events = append(events, Event{Kind: EventReconnected, SessionID: cs.ID(), OldSessionID: oldID, Generation: next.gen, Attempt: attempts, Duration: d})
 		// The old session is dead or suspect; closing it releases its
 		// goroutines. It is already out of use.
 		_ = old.cs.Close()

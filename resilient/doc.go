@@ -1,0 +1,71 @@
+// Package resilient provides [Client], a drop-in for [*mcp.ClientSession]
+// that survives the loss of its session.
+//
+// An MCP server behind a load balancer loses a client's session when a
+// backend dies, restarts, or the balancer routes elsewhere. The go-sdk
+// session is then dead for good. A Client notices, connects again, asks the
+// server to copy the old session's state (the resume_session tool), restores
+// the logging level and resource subscriptions, and replays the failed call
+// when that cannot run it twice.
+//
+//	c, err := resilient.Connect(ctx, mcpClient, resilient.StreamableHTTP(url, nil), nil)
+//	if err != nil { ... }
+//	defer c.Close()
+//	res, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "increment_counter"})
+//
+// Code written against the [Session] interface accepts both a Client and a
+// raw *mcp.ClientSession.
+//
+// # One call
+//
+//  1. A closed client returns [ErrClosed]; an open breaker [ErrCircuitOpen].
+//  2. The call runs on the current session with a fresh copy of its params.
+//  3. Success, or a tool result with IsError, is returned as is. So are the
+//     caller's cancellation (the bare ctx.Err()) and the server's JSON-RPC
+//     errors.
+//  4. Any other failure is classified by [retry.Classify]. A lost or
+//     suspect session is replaced: once, for all callers that failed on it
+//     (single flight), under the circuit breaker, with exponential backoff
+//     and full jitter; the first dial is immediate, since another backend
+//     is usually healthy.
+//  5. The call is replayed only when that is safe (next section). Otherwise
+//     its error matches [ErrOutcomeUnknown] and the cause, and the client is
+//     already on a new session for the next call.
+//  6. Retries stop at the policy's attempts or elapsed time
+//     ([retry.ErrExhausted]), or when the shared retry budget runs low.
+//
+// # When a call is replayed
+//
+//	failure                                        replayed?
+//	dial refused, DNS (never sent)                 yes, after backoff
+//	HTTP 429 or 503 (refused, not run)             yes, after backoff
+//	HTTP 404 / session not found / legacy 400      yes, on a new session
+//	session already closed                         yes, on a new session
+//	connection dropped after sending, 500/502/504:
+//	  - a method other than tools/call             yes, on a new session
+//	  - tool with readOnlyHint or idempotentHint   yes (unless Policy.IgnoreAnnotations)
+//	  - retry.Idempotent(ctx) on the call          yes
+//	  - any other tools/call                       no: ErrOutcomeUnknown
+//	JSON-RPC error from the server, IsError result no: returned as is
+//	caller's context done                          no: ctx.Err()
+//
+// [retry.NotIdempotent] and [retry.NoRetry] on the call's context forbid
+// replays; [retry.WithPolicy] changes the policy for one call.
+//
+// # Sessions and state
+//
+// After a reconnect the client calls the [resume.Resumer] (default: the
+// resume_session tool) with the ID of the session whose state it owns. A
+// server without the tool, a stateless server (no session ID) or a failed
+// resume does not fail the call: the event hook and the log report it, and
+// a failed resume keeps the old ID for the next reconnect. The protocol
+// version negotiated first is pinned for every reconnect. The resume tool
+// is hidden from ListTools and Tools unless [Options].ShowResumeTool.
+//
+// # Observing
+//
+// [Options].Logger receives zap logs (attempts at Debug, reconnects and
+// resumes at Info, failures at Warn; never tool arguments or results).
+// [Options].OnEvent receives an [Event] for everything the client does on
+// its own, and [Client.Stats] returns counters.
+package resilient

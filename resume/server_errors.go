@@ -1,0 +1,13 @@
+package resume
+
+import "errors"
+
+// ErrNoSession is matched by the error of a server-side helper that needs
+// the request's MCP session ID and found none: the request came over a
+// stateless transport (protocol 2026-07-28, stdio, or a stateless HTTP
+// handler), where there is no session to keep state in or resume into.
+var ErrNoSession = errors.New("resume: request has no session ID")
+
+// ErrInvalidSessionID is matched by the error of [ValidateSessionID]: the
+// string cannot be a session ID, so it is never used as a store key.
+var ErrInvalidSessionID = errors.New("resume: invalid session ID")

@@ -1,0 +1,373 @@
+package resume
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// copyCounter is a Store that counts Copy calls, to prove that a refused
+// request never reaches the store's copy.
+type copyCounter struct {
+	Store
+	copies atomic.Int32
+	err    error // returned by Copy when set
+}
+
+func (c *copyCounter) Copy(ctx context.Context, from, to string, ttl time.Duration) (int, error) {
+	c.copies.Add(1)
+	if c.err != nil {
+		return 0, c.err
+	}
+	return c.Store.Copy(ctx, from, to, ttl)
+}
+
+// resumeServer serves the resume_session tool and a "put" tool that writes
+// into the caller's session, over stateful streamable HTTP on loopback.
+func resumeServer(t *testing.T, store Store, opts *ToolOptions) string {
+	t.Helper()
+	server := mcp.NewServer(&mcp.Implementation{Name: "resume-test", Version: "1"}, nil)
+	AddTool(server, store, opts)
+	type putIn struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	}
+	mcp.AddTool(server, &mcp.Tool{Name: "put"}, func(ctx context.Context, req *mcp.CallToolRequest, in putIn) (*mcp.CallToolResult, any, error) {
+		v, err := SessionValues(store, req)
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, v.Set(ctx, in.Key, []byte(in.Value))
+	})
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+func connect(t *testing.T, url string) *mcp.ClientSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	client := mcp.NewClient(&mcp.Implementation{Name: "resume-test-client", Version: "1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, DisableStandaloneSSE: true}, nil)
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+func callTool(t *testing.T, cs *mcp.ClientSession, name string, args map[string]any) *mcp.CallToolResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: args})
+	if err != nil {
+		t.Fatalf("CallTool(%s): %v", name, err)
+	}
+	return res
+}
+
+func resultText(res *mcp.CallToolResult) string {
+	var b strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	return b.String()
+}
+
+// decodeResult reads the answer from the structured content and checks that
+// the text block says the same, as clients without structured content read
+// the text.
+func decodeResult(t *testing.T, res *mcp.CallToolResult) Result {
+	t.Helper()
+	if res.IsError {
+		t.Fatalf("resume_session: tool error %q", resultText(res))
+	}
+	raw, err := json.Marshal(res.StructuredContent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var structured, text Result
+	if err := json.Unmarshal(raw, &structured); err != nil {
+		t.Fatalf("structured content %s: %v", raw, err)
+	}
+	if err := json.Unmarshal([]byte(resultText(res)), &text); err != nil {
+		t.Fatalf("text content %q: %v", resultText(res), err)
+	}
+	if diff := cmp.Diff(structured, text); diff != "" {
+		t.Errorf("text and structured content differ (-structured +text):\n%s", diff)
+	}
+	return structured
+}
+
+func TestAddTool(t *testing.T) {
+	store := &copyCounter{Store: NewMemoryStore(0)}
+	url := resumeServer(t, store, &ToolOptions{Instance: "replica-1"})
+	oldSession := connect(t, url)
+	callTool(t, oldSession, "put", map[string]any{"key": "a", "value": "1"})
+	callTool(t, oldSession, "put", map[string]any{"key": "b", "value": "2"})
+	newSession := connect(t, url)
+	callTool(t, newSession, "put", map[string]any{"key": "b", "value": "stale"})
+	callTool(t, newSession, "put", map[string]any{"key": "c", "value": "3"})
+
+	for _, tc := range []struct {
+		name   string
+		oldID  string
+		want   Result
+		copies int32
+	}{
+		{"resumed", oldSession.ID(), Result{Status: StatusResumed, KeysCopied: 2, Instance: "replica-1"}, 1},
+		{"resumed again", oldSession.ID(), Result{Status: StatusResumed, KeysCopied: 2, Instance: "replica-1"}, 1},
+		{"same session", newSession.ID(), Result{Status: StatusSameSession, Instance: "replica-1"}, 0},
+		{"not found", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", Result{Status: StatusNotFound, Instance: "replica-1"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := store.copies.Load()
+			got := decodeResult(t, callTool(t, newSession, ToolName, map[string]any{ToolArg: tc.oldID}))
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+			if n := store.copies.Load() - before; n != tc.copies {
+				t.Errorf("store Copy calls = %d, want %d", n, tc.copies)
+			}
+			want := map[string]string{"a": "1", "b": "2", "c": "3"}
+			if diff := cmp.Diff(want, dump(t, store, newSession.ID())); diff != "" {
+				t.Errorf("state of the new session (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAddToolRejectsBadIDs(t *testing.T) {
+	store := &copyCounter{Store: NewMemoryStore(0)}
+	url := resumeServer(t, store, nil)
+	cs := connect(t, url)
+	// Sessions a pattern would match, had the ID reached a pattern-matching
+	// store.
+	mustSet(t, store, "AB", "k", "v")
+	mustSet(t, store, "ABC", "k", "v")
+	mustSet(t, store, "a", "k", "v")
+
+	for _, tc := range []struct {
+		name     string
+		args     map[string]any
+		wantText []string // substrings of the tool error
+	}{
+		{"star", map[string]any{ToolArg: "*"}, []string{ToolArg, `"*"`, "not allowed"}},
+		{"question mark", map[string]any{ToolArg: "AB?"}, []string{ToolArg, `"AB?"`, `'?'`}},
+		{"colon", map[string]any{ToolArg: "a:b"}, []string{ToolArg, `"a:b"`, `':'`}},
+		{"brackets", map[string]any{ToolArg: "AB[C]"}, []string{ToolArg, `'['`}},
+		{"braces", map[string]any{ToolArg: "{AB}"}, []string{ToolArg, `'{'`}},
+		{"space", map[string]any{ToolArg: "AB C"}, []string{ToolArg, `' '`}},
+		{"newline", map[string]any{ToolArg: "AB\n"}, []string{ToolArg, `'\n'`}},
+		{"non-ASCII", map[string]any{ToolArg: "ABé"}, []string{ToolArg, `'é'`}},
+		{"empty", map[string]any{ToolArg: ""}, []string{ToolArg, "empty"}},
+		{"200 characters", map[string]any{ToolArg: strings.Repeat("A", 200)}, []string{ToolArg, "200 bytes", "at most 128"}},
+		{"missing", map[string]any{}, []string{ToolArg}},
+		{"not a string", map[string]any{ToolArg: 42}, []string{ToolArg}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := callTool(t, cs, ToolName, tc.args)
+			if !res.IsError {
+				t.Fatalf("IsError = false, want true; content %q", resultText(res))
+			}
+			text := resultText(res)
+			t.Logf("tool error: %s", text)
+			for _, want := range tc.wantText {
+				if !strings.Contains(text, want) {
+					t.Errorf("error text %q does not contain %q", text, want)
+				}
+			}
+			if len(text) > 400 {
+				t.Errorf("error text is %d bytes long, want a short message", len(text))
+			}
+			if n := store.copies.Load(); n != 0 {
+				t.Errorf("store Copy calls = %d, want 0", n)
+			}
+			if keys, _ := store.Keys(t.Context(), cs.ID()); len(keys) != 0 {
+				t.Errorf("keys of the session after a refused resume = %q, want none", keys)
+			}
+		})
+	}
+}
+
+func TestAddToolStateless(t *testing.T) {
+	store := &copyCounter{Store: NewMemoryStore(0)}
+	server := mcp.NewServer(&mcp.Implementation{Name: "resume-test", Version: "1"}, nil)
+	AddTool(server, store, nil)
+	// In-memory transports carry no session ID, like every stateless
+	// transport.
+	st, ct := mcp.NewInMemoryTransports()
+	ss, err := server.Connect(t.Context(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "c", Version: "1"}, nil).Connect(t.Context(), ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+
+	res := callTool(t, cs, ToolName, map[string]any{ToolArg: "ABCDEF"})
+	if !res.IsError || !strings.Contains(resultText(res), "resume_session needs a stateful session") {
+		t.Errorf("answer = IsError %v, %q; want a tool error saying it needs a stateful session", res.IsError, resultText(res))
+	}
+	if n := store.copies.Load(); n != 0 {
+		t.Errorf("store Copy calls = %d, want 0", n)
+	}
+}
+
+func TestAddToolStoreError(t *testing.T) {
+	errDown := errors.New("store is down")
+	store := &copyCounter{Store: NewMemoryStore(0), err: errDown}
+	cs := connect(t, resumeServer(t, store, nil))
+	res := callTool(t, cs, ToolName, map[string]any{ToolArg: "ABCDEF"})
+	if !res.IsError || !strings.Contains(resultText(res), errDown.Error()) {
+		t.Errorf("answer = IsError %v, %q; want a tool error with %q", res.IsError, resultText(res), errDown)
+	}
+}
+
+func TestAddToolDefinition(t *testing.T) {
+	cs := connect(t, resumeServer(t, NewMemoryStore(0), nil))
+	var tool *mcp.Tool
+	for tl, err := range cs.Tools(t.Context(), nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tl.Name == ToolName {
+			tool = tl
+		}
+	}
+	if tool == nil {
+		t.Fatalf("tools/list has no %s", ToolName)
+	}
+	if a := tool.Annotations; a == nil || a.ReadOnlyHint || !a.IdempotentHint {
+		t.Errorf("annotations = %+v, want readOnlyHint false and idempotentHint true", a)
+	}
+	schema, err := json.Marshal(tool.InputSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in struct {
+		Properties map[string]struct {
+			Type string `json:"type"`
+		} `json:"properties"`
+		Required []string `json:"required"`
+	}
+	if err := json.Unmarshal(schema, &in); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := in.Properties[ToolArg]; !ok || p.Type != "string" || len(in.Properties) != 1 {
+		t.Errorf("input schema %s: want exactly one string property %q", schema, ToolArg)
+	}
+	if diff := cmp.Diff([]string{ToolArg}, in.Required); diff != "" {
+		t.Errorf("required arguments (-want +got):\n%s", diff)
+	}
+	if tool.OutputSchema == nil {
+		t.Error("no output schema, want one for the structured answer")
+	}
+}
+
+// TestAddToolWithResumer checks that the client half understands the server
+// half.
+func TestAddToolWithResumer(t *testing.T) {
+	store := NewMemoryStore(0)
+	url := resumeServer(t, store, &ToolOptions{Instance: "replica-1"})
+	oldSession := connect(t, url)
+	callTool(t, oldSession, "put", map[string]any{"key": "a", "value": "1"})
+	newSession := connect(t, url)
+	got, err := Tool{}.Resume(t.Context(), newSession, oldSession.ID())
+	if err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	if diff := cmp.Diff(Result{Status: StatusResumed, KeysCopied: 1, Instance: "replica-1"}, got); diff != "" {
+		t.Errorf("Resume (-want +got):\n%s", diff)
+	}
+}
+
+func TestAddToolPanicsOnNil(t *testing.T) {
+	server := mcp.NewServer(&mcp.Implementation{Name: "s", Version: "1"}, nil)
+	for _, tc := range []struct {
+		name   string
+		server *mcp.Server
+		store  Store
+	}{
+		{"nil server", nil, NewMemoryStore(0)},
+		{"nil store", server, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("AddTool did not panic")
+				}
+			}()
+			AddTool(tc.server, tc.store, nil)
+		})
+	}
+}
+
+func TestValidateSessionID(t *testing.T) {
+	for _, tc := range []struct {
+		id string
+		ok bool
+	}{
+		{"ABCDEFGHIJKLMNOPQRSTUVWXYZ", true},
+		{"234567", true},
+		{"0c1d2e3f-aaaa-bbbb-cccc-0123456789ab", true},
+		{"snake_case-and-dash", true},
+		{strings.Repeat("A", maxSessionIDLen), true},
+		{strings.Repeat("A", maxSessionIDLen+1), false},
+		{"", false},
+		{"*", false},
+		{"A?", false},
+		{"A[B]", false},
+		{"{A}", false},
+		{"a:b", false},
+		{"a b", false},
+		{"a\tb", false},
+		{"a\x00b", false},
+		{"a/b", false},
+		{"a.b", false},
+		{"ÅB", false},
+	} {
+		err := ValidateSessionID(tc.id)
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateSessionID(%q) = %v, want ok=%v", tc.id, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidSessionID) {
+			t.Errorf("ValidateSessionID(%q) = %v, want an error matching ErrInvalidSessionID", tc.id, err)
+		}
+	}
+}
+
+func FuzzValidateSessionID(f *testing.F) {
+	for _, s := range []string{"ABCDEFGHIJKLMNOPQRSTUVWXYZ", "a:b", "*", "", "é", strings.Repeat("z", 129)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		err := ValidateSessionID(id)
+		valid := id != "" && len(id) <= maxSessionIDLen && strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == ""
+		if (err == nil) != valid {
+			t.Errorf("ValidateSessionID(%q) = %v, want ok=%v", id, err, valid)
+		}
+		// 40 bytes of id at most, each quoted as \xNN at worst, plus the
+		// sentence around them.
+		if err != nil && len(err.Error()) > 320 {
+			t.Errorf("error for %q is %d bytes long", id, len(err.Error()))
+		}
+	})
+}
