@@ -635,6 +635,7 @@ func TestLoggingAndUpdatesReachTheClient(t *testing.T) {
 	var logs []string
 	updates := make(chan string, 10)
 	client := mcp.NewClient(&mcp.Implementation{Name: "testclient", Version: "1"}, &mcp.ClientOptions{
+		//lint:ignore SA1019 the cluster serves legacy sessions, whose logging clients still use.
 		LoggingMessageHandler: func(_ context.Context, req *mcp.LoggingMessageRequest) {
 			mu.Lock()
 			logs = append(logs, req.Params.Data.(string))
