@@ -19,6 +19,9 @@
 //   - [github.com/mcpkit/resilience/resume]: the client-side Resumer that
 //     calls resume_session, and the server half for Go servers (the
 //     resume_session tool and session stores).
+//   - [github.com/mcpkit/resilience/resume/redisstore]: the session store
+//     in Redis, for several server replicas behind HAProxy (see
+//     examples/ha and the README's "Deploying behind HAProxy with Redis").
 //
 // Start with the README's two commands: go run ./examples/failover shows a
 // backend killed mid-session and the client recovering; go test ./... runs

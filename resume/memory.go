@@ -58,6 +58,11 @@ func NewMemoryStore(defaultTTL time.Duration) *MemoryStore {
 
 var _ Store = (*MemoryStore)(nil)
 
+// DefaultTTL returns the TTL of keys written with a TTL of zero or less. The
+// server half reads it to keep an [OwnerKey] record alive longer than the
+// values it guards. It is safe for concurrent use.
+func (s *MemoryStore) DefaultTTL() time.Duration { return s.defaultTTL }
+
 // Get implements [Store]. It returns ctx.Err() if ctx is already done, and
 // never any other error.
 func (s *MemoryStore) Get(ctx context.Context, session, key string) ([]byte, bool, error) {

@@ -11,3 +11,13 @@ var ErrNoSession = errors.New("resume: request has no session ID")
 // ErrInvalidSessionID is matched by the error of [ValidateSessionID]: the
 // string cannot be a session ID, so it is never used as a store key.
 var ErrInvalidSessionID = errors.New("resume: invalid session ID")
+
+// ErrNotOwner is matched by the error of an attempt to read or write the
+// state of a session that another principal owns: resume_session refuses
+// to copy such a session, and [Values] refuses to write into one. See
+// [OwnerKey].
+var ErrNotOwner = errors.New("resume: session belongs to another principal")
+
+// ErrReservedKey is matched by the error of a [Values] write to a key the
+// server half reserves for itself ([OwnerKey]).
+var ErrReservedKey = errors.New("resume: reserved key")

@@ -12,7 +12,12 @@ import (
 // Implementations must be safe for concurrent use by many sessions and
 // many processes (the Redis store is shared by every replica). Keys and
 // session IDs are opaque strings to the caller; an implementation must never
-// interpret them as patterns.
+// interpret them as patterns. An implementation may refuse a session that
+// fails [ValidateSessionID] with an error matching [ErrInvalidSessionID]
+// (the Redis store does, so that its key layout stays unambiguous).
+//
+// The key [OwnerKey] is reserved for the server half's owner records; it is
+// stored and copied like any other key.
 type Store interface {
 	// Get returns the value of key in session, and false when it is absent
 	// or expired.

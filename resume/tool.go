@@ -49,13 +49,24 @@ type ToolOptions struct {
 //
 // The tool answers a tool error (IsError, never a protocol error) and copies
 // nothing when the request has no session ID (a stateless transport), when ID
-// fails [ValidateSessionID], or when the store fails. It is annotated as
-// idempotent: copying the same old session twice leaves the same state.
+// fails [ValidateSessionID] (so a '*', '?' or '[' never reaches a store), when
+// the old session belongs to another principal, or when the store fails. It
+// is annotated as idempotent: copying the same old session twice leaves the
+// same state.
 //
-// The tool does not check who owns the old session: anyone who knows a
-// session ID can copy its state. Session IDs are unguessable, and a check
-// against the caller's principal belongs between validating the ID and
-// copying (see resumeTool.call).
+// # Owners
+//
+// Sessions written for an authenticated principal ([Principal]: the UserID
+// of the request's auth.TokenInfo) have an owner, recorded under [OwnerKey]
+// by [Values] and by this tool. The tool copies an owned session only for a
+// request of the same principal: a request of another principal, or one with
+// no principal at all, gets a tool error matching [ErrNotOwner] in its text,
+// and nothing is copied. After a copy for an authenticated caller the tool
+// records the caller as the owner of the current session. Sessions without
+// an owner (written by unauthenticated requests, or by a server that shares
+// the store and knows nothing of owners) can be copied by anyone who knows
+// their ID; session IDs are unguessable. keys_copied does not count the
+// owner record.
 //
 // AddTool panics if server or store is nil, as [mcp.AddTool] panics on an
 // invalid tool: both are mistakes made at start-up, not at run time. The tool
@@ -98,9 +109,8 @@ type resumeTool struct {
 }
 
 // call answers one resume_session request. The steps run cheapest first, and
-// every refusal happens before the store is touched; an ownership check
-// (comparing the caller's auth.TokenInfo with the owner recorded for the old
-// session) fits between the same-session answer and the copy.
+// every refusal happens before the store's Copy: nothing is written unless
+// the copy is allowed.
 func (t *resumeTool) call(ctx context.Context, req *mcp.CallToolRequest, in resumeInput) (*mcp.CallToolResult, Result, error) {
 	current := req.Session.ID()
 	if current == "" {
@@ -114,11 +124,32 @@ func (t *resumeTool) call(ctx context.Context, req *mcp.CallToolRequest, in resu
 		res.Status = StatusSameSession
 		return nil, res, nil
 	}
+	caller := Principal(req)
+	oldOwned, err := checkOwner(ctx, t.store, in.OldSessionID, caller)
+	if err != nil {
+		return nil, Result{}, fmt.Errorf("%s: refused, nothing copied: %w", ToolName, err)
+	}
+	// The session the caller is on must be its own too: the SDK binds a
+	// session to the principal that created it, but the store may be
+	// shared with servers that do not.
+	if _, err := checkOwner(ctx, t.store, current, caller); err != nil {
+		return nil, Result{}, fmt.Errorf("%s: refused, nothing copied: %w", ToolName, err)
+	}
 	// Copy alone decides between not_found and resumed: a separate Keys call
 	// first would race with expiry.
 	n, err := t.store.Copy(ctx, in.OldSessionID, current, t.opts.TTL)
 	if err != nil {
 		return nil, Result{}, fmt.Errorf("%s: copying the state of session %s: %w", ToolName, in.OldSessionID, err)
+	}
+	if oldOwned && n > 0 {
+		n-- // the owner record came along; it is not the caller's state
+	}
+	if caller != "" {
+		// After the copy, so that the record outlives the copied values
+		// (see ownerTTL) even where the copy brought the old record along.
+		if err := recordOwner(ctx, t.store, current, caller, t.opts.TTL); err != nil {
+			return nil, Result{}, fmt.Errorf("%s: recording the owner of session %s: %w", ToolName, current, err)
+		}
 	}
 	res.KeysCopied = n
 	res.Status = StatusResumed

@@ -13,12 +13,20 @@ import (
 // and writes, so that handlers never build store keys by hand and
 // resume_session finds everything they wrote.
 //
+// A Values made by [SessionValues] for an authenticated request also
+// records the request's [Principal] as the session's owner ([OwnerKey])
+// before each write, so that resume_session refuses to hand the state to
+// anyone else; a write into a session that another principal owns fails with
+// [ErrNotOwner] and writes nothing. The key [OwnerKey] itself cannot be
+// written or deleted through a Values ([ErrReservedKey]).
+//
 // A Values is immutable and safe for concurrent use if its store is; each
 // method's atomicity and errors are those of the Store method it calls.
 type Values struct {
-	store   Store
-	session string
-	ttl     time.Duration
+	store     Store
+	session   string
+	ttl       time.Duration
+	principal string // "" records no owner
 }
 
 // SessionValues returns the Values of the session that req arrived on, the
@@ -30,9 +38,13 @@ type Values struct {
 //	}
 //	n, err := resume.UpdateJSON(ctx, v, "counter", func(n int, _ bool) (int, error) { return n + 1, nil })
 //
+// When the request carries an authenticated principal ([Principal]), every
+// write through the Values records it as the session's owner.
+//
 // It returns an error matching [ErrNoSession] when the request has no session
 // ID: over stateless transports a handler must key its state some other way
-// (for example with [NewValues] and an ID the client sends).
+// (for example with [NewValues] and an ID the client sends). It panics if
+// store is nil.
 func SessionValues(store Store, req mcp.Request) (*Values, error) {
 	if req == nil {
 		return nil, fmt.Errorf("%w: nil request", ErrNoSession)
@@ -41,11 +53,16 @@ func SessionValues(store Store, req mcp.Request) (*Values, error) {
 	if ss, ok := s.(*mcp.ServerSession); s == nil || ok && ss == nil {
 		return nil, fmt.Errorf("%w: request has no session", ErrNoSession)
 	}
-	return NewValues(store, s.ID())
+	v, err := NewValues(store, s.ID())
+	if err != nil {
+		return nil, err
+	}
+	v.principal = Principal(req)
+	return v, nil
 }
 
 // NewValues returns the Values of session in store, with the store's default
-// TTL. It returns an error matching [ErrNoSession] when session is empty,
+// TTL and no principal (writes record no owner). It returns an error matching [ErrNoSession] when session is empty,
 // which would otherwise silently share one bucket between every stateless
 // caller. It panics if store is nil.
 func NewValues(store Store, session string) (*Values, error) {
@@ -74,20 +91,48 @@ func (v *Values) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	return v.store.Get(ctx, v.session, key)
 }
 
-// Set stores value under key.
+// Set stores value under key. It fails with [ErrReservedKey] for
+// [OwnerKey], and with [ErrNotOwner] if another principal owns the session.
 func (v *Values) Set(ctx context.Context, key string, value []byte) error {
+	if err := v.beforeWrite(ctx, key); err != nil {
+		return err
+	}
 	return v.store.Set(ctx, v.session, key, value, v.ttl)
 }
 
 // Update atomically replaces the value of key with what fn returns; see
 // [Store.Update]. fn may run more than once and must have no side effects.
+// It fails with [ErrReservedKey] for [OwnerKey], and with [ErrNotOwner] if
+// another principal owns the session.
 func (v *Values) Update(ctx context.Context, key string, fn func(old []byte, ok bool) ([]byte, error)) ([]byte, error) {
+	if err := v.beforeWrite(ctx, key); err != nil {
+		return nil, err
+	}
 	return v.store.Update(ctx, v.session, key, v.ttl, fn)
 }
 
-// Delete removes key. Deleting an absent key is not an error.
+// Delete removes key. Deleting an absent key is not an error. It fails with
+// [ErrReservedKey] for [OwnerKey], and with [ErrNotOwner] if another
+// principal owns the session.
 func (v *Values) Delete(ctx context.Context, key string) error {
+	if err := v.beforeWrite(ctx, key); err != nil {
+		return err
+	}
 	return v.store.Delete(ctx, v.session, key)
+}
+
+// beforeWrite refuses the reserved key and, for an authenticated principal,
+// records it as the owner (or refuses if the session is another's) before
+// the value is written, so that no value of an owned session is ever left
+// without its owner record.
+func (v *Values) beforeWrite(ctx context.Context, key string) error {
+	if key == OwnerKey {
+		return fmt.Errorf("%w: %q is where the session's owner is recorded", ErrReservedKey, key)
+	}
+	if v.principal == "" {
+		return nil
+	}
+	return recordOwner(ctx, v.store, v.session, v.principal, v.ttl)
 }
 
 // GetJSON reads key and decodes it as JSON into a T. An absent key gives the

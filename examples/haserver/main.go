@@ -1,0 +1,135 @@
+// Command haserver is a production-style MCP server meant to run as several
+// replicas behind HAProxy, with every session's state in Redis: when a
+// replica dies, a client reconnects through the balancer to another one and
+// calls resume_session, which copies its old session's state from Redis.
+//
+// It serves the tools of the test cluster (increment_counter, get_counter,
+// add_note, list_notes, slow_increment, get_server_info, resume_session)
+// over streamable HTTP at /mcp, and GET /health, which pings Redis: 200
+// {"status":"ok","instance":...} when it answers, 503
+// {"status":"degraded","instance":...,"store":"unreachable"} when it does
+// not, so that the balancer takes a replica that lost its store out of
+// rotation.
+//
+//	haserver -addr 127.0.0.1:8001 -instance mcp-1 -redis redis://127.0.0.1:6379/0
+//
+// Every flag has an environment variable as fallback (the flag wins):
+//
+//	-addr        LISTEN_ADDR    listen address (default 127.0.0.1:8000)
+//	-instance    INSTANCE_ID    name in answers and logs (default the host name)
+//	-redis       REDIS_URL      Redis URL (default redis://127.0.0.1:6379/0)
+//	-stateless   STATELESS      serve without sessions (default false)
+//	-session-ttl SESSION_TTL    life of session state in Redis (default 30m)
+//	-shutdown-timeout SHUTDOWN_TIMEOUT  grace for in-flight calls (default 10s)
+//	-disable-localhost-protection DISABLE_LOCALHOST_PROTECTION
+//	             accept any Host header on a loopback listener (default false)
+//
+// On SIGTERM or SIGINT it stops accepting connections, lets the tool calls
+// in flight finish (up to the shutdown timeout), closes the sessions, and
+// exits 0. Logs go to stderr.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		// -h printed the usage.
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "haserver:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// config is what the flags and environment say.
+type config struct {
+	addr            string
+	instance        string
+	redisURL        string
+	stateless       bool
+	sessionTTL      time.Duration
+	shutdownTimeout time.Duration
+	allowAnyHost    bool
+}
+
+// parseConfig reads args, falling back to the environment (through getenv)
+// for each flag not given, and to the defaults. Usage and errors go to out.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "haserver"
+	}
+	fs := flag.NewFlagSet("haserver", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var c config
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8000", "listen `address` (env LISTEN_ADDR)")
+	fs.StringVar(&c.instance, "instance", host, "instance `name` in answers and logs (env INSTANCE_ID)")
+	fs.StringVar(&c.redisURL, "redis", "redis://127.0.0.1:6379/0", "Redis `URL` (env REDIS_URL)")
+	fs.BoolVar(&c.stateless, "stateless", false, "serve stateless streamable HTTP, without sessions (env STATELESS)")
+	fs.DurationVar(&c.sessionTTL, "session-ttl", 30*time.Minute, "how long session state lives in Redis after its last write (env SESSION_TTL)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "grace for in-flight calls on SIGTERM (env SHUTDOWN_TIMEOUT)")
+	fs.BoolVar(&c.allowAnyHost, "disable-localhost-protection", false, "accept requests with any Host header on a loopback listener, as behind a balancer on the same host reached by another name (env DISABLE_LOCALHOST_PROTECTION)")
+	env := map[string]string{
+		"addr":                         "LISTEN_ADDR",
+		"instance":                     "INSTANCE_ID",
+		"redis":                        "REDIS_URL",
+		"stateless":                    "STATELESS",
+		"session-ttl":                  "SESSION_TTL",
+		"shutdown-timeout":             "SHUTDOWN_TIMEOUT",
+		"disable-localhost-protection": "DISABLE_LOCALHOST_PROTECTION",
+	}
+	// Environment first, as if given before the command line, so that
+	// flags override it and both go through the same parsers.
+	for name, key := range env {
+		if v := getenv(key); v != "" {
+			if err := fs.Set(name, v); err != nil {
+				return config{}, fmt.Errorf("environment %s=%q: %w", key, v, err)
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	switch {
+	case c.sessionTTL <= 0:
+		return config{}, fmt.Errorf("-session-ttl is %v; want more than 0", c.sessionTTL)
+	case c.shutdownTimeout <= 0:
+		return config{}, fmt.Errorf("-shutdown-timeout is %v; want more than 0", c.shutdownTimeout)
+	case c.instance == "":
+		return config{}, errors.New("-instance is empty")
+	}
+	return c, nil
+}
+
+// run parses the configuration, listens, and serves until ctx ends.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("instance", cfg.instance)
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, ln, log)
+}

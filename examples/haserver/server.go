@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mcpkit/resilience/internal/demotools"
+	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/redisstore"
+)
+
+// healthTimeout bounds one store ping of /health: a balancer's check must
+// get an answer before its own timeout, and a slow store is a sick one.
+const healthTimeout = time.Second
+
+// serve runs the server on ln until ctx ends, then shuts down gracefully
+// (see the package doc). It returns nil after a clean shutdown.
+func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) error {
+	opt, err := redis.ParseURL(cfg.redisURL)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("-redis %q: %w", cfg.redisURL, err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	store, err := redisstore.New(rdb, &redisstore.Options{DefaultTTL: cfg.sessionTTL})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	server := mcp.NewServer(&mcp.Implementation{Name: "haserver", Version: "1", Title: cfg.instance}, &mcp.ServerOptions{
+		// Accepting subscriptions lets clients show that they restore them
+		// after a failover.
+		SubscribeHandler:   func(context.Context, *mcp.SubscribeRequest) error { return nil },
+		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
+	})
+	if err := demotools.Register(server, demotools.Options{Store: store, Instance: cfg.instance}); err != nil {
+		ln.Close()
+		return err
+	}
+
+	// POSTs in flight are counted so that a shutdown can wait for them: a
+	// POST returns once its answer is written, whereas a GET is a
+	// long-lived event stream that only closing its session ends.
+	var inflight atomic.Int64
+	sdk := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
+		Stateless:                  cfg.stateless,
+		Logger:                     log,
+		DisableLocalhostProtection: cfg.allowAnyHost,
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			inflight.Add(1)
+			defer inflight.Add(-1)
+		}
+		sdk.ServeHTTP(w, r)
+	}))
+	mux.HandleFunc("GET /health", health(store, cfg.instance, log))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "mcp", "/mcp", "health", "/health", "redis", opt.Addr, "stateless", cfg.stateless)
+	if err := store.Ping(ctx); err != nil && ctx.Err() == nil {
+		// Not fatal: /health answers 503 until Redis is reachable, and the
+		// balancer keeps the replica out of rotation meanwhile.
+		log.Warn("store unreachable at start", "err", err)
+	}
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "inflight_posts", inflight.Load())
+	return shutdown(srv, server, &inflight, served, cfg.shutdownTimeout, log)
+}
+
+// shutdown stops accepting connections, waits for the POSTs in flight (tool
+// calls among them) to be answered, then closes the MCP sessions, which ends their long-lived SSE streams (an
+// http.Server's Shutdown alone would wait for those until its deadline).
+// After timeout it closes every connection.
+func shutdown(srv *http.Server, server *mcp.Server, inflight *atomic.Int64, served <-chan error, timeout time.Duration, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- srv.Shutdown(ctx) }()
+
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for inflight.Load() > 0 && ctx.Err() == nil {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+	}
+	// Closing a session waits for its calls; past the deadline those may
+	// never end, so the wait is bounded and the process exits regardless.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		for ss := range server.Sessions() {
+			ss.Close()
+		}
+	}()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+	}
+	err := <-drained
+	if errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("shutdown timed out; closing connections", "timeout", timeout, "inflight_posts", inflight.Load())
+		srv.Close()
+		err = nil
+	}
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		return serr
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// healthAnswer is the JSON of /health, the reference deployment's.
+type healthAnswer struct {
+	Status   string `json:"status"`
+	Instance string `json:"instance"`
+	Store    string `json:"store,omitempty"`
+}
+
+// health answers GET /health: 200 when the store answers a ping within
+// healthTimeout, 503 otherwise.
+func health(store resume.Store, instance string, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+		defer cancel()
+		ans, code := healthAnswer{Status: "ok", Instance: instance}, http.StatusOK
+		if err := store.Ping(ctx); err != nil {
+			log.Warn("health: store unreachable", "err", err)
+			ans, code = healthAnswer{Status: "degraded", Instance: instance, Store: "unreachable"}, http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(ans)
+	}
+}

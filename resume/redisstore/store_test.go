@@ -1,0 +1,415 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/mcpkit/resilience/internal/proctest"
+	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/internal/storetest"
+	"github.com/mcpkit/resilience/resume/redisstore"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// newClient returns a client of srv that records the name of every command
+// it sends (for the tests that prove which commands are never sent), closed
+// when t ends.
+func newClient(t *testing.T, srv *proctest.Redis) (*redis.Client, *commandLog) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{
+		Addr:        srv.Addr,
+		DialTimeout: time.Second,
+		// A test's failures must show at once, not after retries.
+		MaxRetries:    -1,
+		DialerRetries: 1,
+	})
+	t.Cleanup(func() { rdb.Close() })
+	log := &commandLog{}
+	rdb.AddHook(log)
+	return rdb, log
+}
+
+func newStore(t *testing.T, rdb redis.UniversalClient, opts *redisstore.Options) *redisstore.Store {
+	t.Helper()
+	s, err := redisstore.New(rdb, opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+// TestContract runs the Store contract that the memory store runs too,
+// against a real redis-server.
+func TestContract(t *testing.T) {
+	srv := proctest.StartRedis(t, nil)
+	rdb, log := newClient(t, srv)
+	storetest.Run(t, func(t *testing.T) resume.Store {
+		if err := rdb.FlushDB(t.Context()).Err(); err != nil {
+			t.Fatalf("FLUSHDB: %v", err)
+		}
+		return newStore(t, rdb, &redisstore.Options{DefaultTTL: time.Hour})
+	}, &storetest.Options{TimeUnit: 200 * time.Millisecond})
+
+	// Nothing in the whole suite walked the keyspace.
+	for _, name := range []string{"keys", "scan"} {
+		if n := log.count(name); n != 0 {
+			t.Errorf("%s commands sent = %d, want 0", strings.ToUpper(name), n)
+		}
+	}
+}
+
+func TestLayout(t *testing.T) {
+	srv := proctest.StartRedis(t, nil)
+	rdb, _ := newClient(t, srv)
+	ctx := t.Context()
+	s := newStore(t, rdb, nil)
+
+	if err := s.Set(ctx, "S1", "counter", []byte("3"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(ctx, "S1", "notes:1", []byte(`["a"]`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := rdb.Get(ctx, "mcp:session:S1:counter").Result()
+	if err != nil || raw != "3" {
+		t.Errorf("GET mcp:session:S1:counter = %q, %v; want \"3\" (the reference layout, a plain string)", raw, err)
+	}
+	if got := redisstore.Key("S1", "notes:1"); got != "mcp:session:S1:notes:1" {
+		t.Errorf("Key = %q", got)
+	}
+	ttl := rdb.PTTL(ctx, "mcp:session:S1:counter").Val()
+	if ttl <= 29*time.Minute || ttl > 30*time.Minute {
+		t.Errorf("PTTL of a value written with the default TTL = %v, want about 30m", ttl)
+	}
+	if got := s.DefaultTTL(); got != resume.DefaultTTL {
+		t.Errorf("DefaultTTL() = %v, want %v", got, resume.DefaultTTL)
+	}
+
+	index := redisstore.IndexKey("S1")
+	if index != "mcp:session-index:S1" {
+		t.Errorf("IndexKey = %q", index)
+	}
+	members := rdb.SMembers(ctx, index).Val()
+	slices.Sort(members)
+	if diff := cmp.Diff([]string{"counter", "notes:1"}, members); diff != "" {
+		t.Errorf("index members (-want +got):\n%s", diff)
+	}
+	// The index lives as long as its longest-lived value.
+	if ttl := rdb.PTTL(ctx, index).Val(); ttl <= 29*time.Minute {
+		t.Errorf("PTTL of the index = %v, want about 30m", ttl)
+	}
+	// Only the values match the layout a Python server scans.
+	matched := rdb.Keys(ctx, "mcp:session:*:*").Val()
+	slices.Sort(matched)
+	if diff := cmp.Diff([]string{"mcp:session:S1:counter", "mcp:session:S1:notes:1"}, matched); diff != "" {
+		t.Errorf("keys matching mcp:session:*:* (-want +got):\n%s", diff)
+	}
+
+	if err := s.Delete(ctx, "S1", "counter"); err != nil {
+		t.Fatal(err)
+	}
+	if members := rdb.SMembers(ctx, index).Val(); !slices.Equal(members, []string{"notes:1"}) {
+		t.Errorf("index after Delete = %q, want [notes:1]", members)
+	}
+	// A value that expires leaves a stale index entry, which Keys drops.
+	if err := s.Set(ctx, "S1", "brief", []byte("x"), 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	keys, err := s.Keys(ctx, "S1")
+	if err != nil || !slices.Equal(keys, []string{"notes:1"}) {
+		t.Errorf("Keys after expiry = %q, %v; want [notes:1]", keys, err)
+	}
+	if rdb.SIsMember(ctx, index, "brief").Val() {
+		t.Error("Keys left the expired name in the index")
+	}
+}
+
+// TestPythonInterop reads and copies what a server that keeps no index (the
+// Python reference) writes: plain strings and lists at mcp:session:{id}:{key}.
+func TestPythonInterop(t *testing.T) {
+	srv := proctest.StartRedis(t, nil)
+	rdb, log := newClient(t, srv)
+	ctx := t.Context()
+	rdb.Set(ctx, "mcp:session:PY1:counter", "5", time.Hour)
+	rdb.RPush(ctx, "mcp:session:PY1:notes", "a", "b")
+	rdb.Expire(ctx, "mcp:session:PY1:notes", time.Hour)
+	// A session whose ID extends PY1's, which an unescaped or careless
+	// pattern would catch.
+	rdb.Set(ctx, "mcp:session:PY10:counter", "7", time.Hour)
+
+	indexed := newStore(t, rdb, nil)
+	if v, ok, err := indexed.Get(ctx, "PY1", "counter"); err != nil || !ok || string(v) != "5" {
+		t.Errorf("Get of a Python value = %q, %v, %v; want 5", v, ok, err)
+	}
+	if _, _, err := indexed.Get(ctx, "PY1", "notes"); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") || !strings.Contains(err.Error(), `"notes"`) {
+		t.Errorf("Get of a Python list = %v, want a WRONGTYPE error naming the key", err)
+	}
+	if keys, err := indexed.Keys(ctx, "PY1"); err != nil || len(keys) != 0 {
+		t.Errorf("Keys without ScanUnindexed = %q, %v; want none (no index)", keys, err)
+	}
+	if n := log.count("scan"); n != 0 {
+		t.Errorf("SCAN sent without ScanUnindexed: %d times", n)
+	}
+
+	scanning := newStore(t, rdb, &redisstore.Options{ScanUnindexed: true})
+	keys, err := scanning.Keys(ctx, "PY1")
+	slices.Sort(keys)
+	if err != nil || !slices.Equal(keys, []string{"counter", "notes"}) {
+		t.Errorf("Keys with ScanUnindexed = %q, %v; want [counter notes]", keys, err)
+	}
+	n, err := scanning.Copy(ctx, "PY1", "GO1", time.Minute)
+	if err != nil || n != 2 {
+		t.Fatalf("Copy with ScanUnindexed = %d, %v; want 2", n, err)
+	}
+	if got := rdb.LRange(ctx, "mcp:session:GO1:notes", 0, -1).Val(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("copied list = %q, want [a b]", got)
+	}
+	if ttl := rdb.PTTL(ctx, "mcp:session:GO1:notes").Val(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("PTTL of the copied list = %v, want at most 1m", ttl)
+	}
+	// The copy is indexed: a store that does not scan sees it.
+	keys, err = indexed.Keys(ctx, "GO1")
+	slices.Sort(keys)
+	if err != nil || !slices.Equal(keys, []string{"counter", "notes"}) {
+		t.Errorf("Keys of the copy = %q, %v; want [counter notes]", keys, err)
+	}
+	if v, _, _ := indexed.Get(ctx, "GO1", "counter"); string(v) != "5" {
+		t.Errorf("copied counter = %q, want 5 (not PY10's 7)", v)
+	}
+	for _, args := range log.args("scan") {
+		if !slices.Contains(args, `mcp:session:PY1:*`) {
+			t.Errorf("SCAN %q: want the exact pattern mcp:session:PY1:*", args)
+		}
+	}
+	if log.count("scan") == 0 {
+		t.Error("no SCAN sent with ScanUnindexed")
+	}
+}
+
+func TestInvalidSession(t *testing.T) {
+	srv := proctest.StartRedis(t, nil)
+	rdb, log := newClient(t, srv)
+	ctx := t.Context()
+	s := newStore(t, rdb, &redisstore.Options{ScanUnindexed: true})
+	for _, id := range []string{"", "a:b", "*", "AB?", "[A]", "a b"} {
+		calls := map[string]error{
+			"Get": func() error { _, _, err := s.Get(ctx, id, "k"); return err }(),
+			"Set": s.Set(ctx, id, "k", []byte("v"), 0),
+			"Update": func() error {
+				_, err := s.Update(ctx, id, "k", 0, func([]byte, bool) ([]byte, error) { return nil, nil })
+				return err
+			}(),
+			"Delete":      s.Delete(ctx, id, "k"),
+			"Keys":        func() error { _, err := s.Keys(ctx, id); return err }(),
+			"Copy from":   func() error { _, err := s.Copy(ctx, id, "T", 0); return err }(),
+			"Copy target": func() error { _, err := s.Copy(ctx, "T", id, 0); return err }(),
+		}
+		for name, err := range calls {
+			if !errors.Is(err, resume.ErrInvalidSessionID) || !strings.Contains(err.Error(), "redisstore: ") {
+				t.Errorf("%s(%q) = %v, want a redisstore error matching ErrInvalidSessionID", name, id, err)
+			}
+		}
+	}
+	if n := log.total(); n != 0 {
+		t.Errorf("commands sent for invalid session IDs = %d, want 0", n)
+	}
+	if n := rdb.DBSize(ctx).Val(); n != 0 {
+		t.Errorf("DBSIZE = %d, want 0", n)
+	}
+}
+
+func TestUpdateContention(t *testing.T) {
+	srv := proctest.StartRedis(t, nil)
+	rdb, _ := newClient(t, srv)
+	ctx := t.Context()
+
+	// fn changes the key behind the transaction's back for its first
+	// `conflicts` calls, as a concurrent writer would.
+	run := func(t *testing.T, maxAttempts, conflicts int) (calls int, err error) {
+		s := newStore(t, rdb, &redisstore.Options{MaxUpdateAttempts: maxAttempts})
+		rdb.Del(ctx, redisstore.Key("S1", "k"))
+		_, err = s.Update(ctx, "S1", "k", 0, func(old []byte, ok bool) ([]byte, error) {
+			calls++
+			if calls <= conflicts {
+				rdb.Set(ctx, redisstore.Key("S1", "k"), "other", 0)
+			}
+			return []byte("mine"), nil
+		})
+		return calls, err
+	}
+
+	t.Run("gives up", func(t *testing.T) {
+		calls, err := run(t, 3, 100)
+		if !errors.Is(err, redisstore.ErrContention) || !strings.Contains(err.Error(), `"k"`) {
+			t.Errorf("Update = %v, want an error matching ErrContention naming the key", err)
+		}
+		if calls != 3 {
+			t.Errorf("fn calls = %d, want 3", calls)
+		}
+		if v := rdb.Get(ctx, redisstore.Key("S1", "k")).Val(); v != "other" {
+			t.Errorf("value = %q, want the other writer's", v)
+		}
+	})
+	t.Run("retries", func(t *testing.T) {
+		calls, err := run(t, 3, 2)
+		if err != nil || calls != 3 {
+			t.Errorf("Update = %v after %d fn calls, want success on the third", err, calls)
+		}
+		if v := rdb.Get(ctx, redisstore.Key("S1", "k")).Val(); v != "mine" {
+			t.Errorf("value = %q, want mine", v)
+		}
+	})
+}
+
+func TestScriptCacheFlushed(t *testing.T) {
+	// A restarted Redis (or SCRIPT FLUSH) has forgotten the scripts: the
+	// store must load them again, in and out of transactions.
+	srv := proctest.StartRedis(t, nil)
+	rdb, _ := newClient(t, srv)
+	ctx := t.Context()
+	s := newStore(t, rdb, nil)
+	if err := s.Set(ctx, "S1", "a", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(ctx, "S1", "b", []byte("2"), 0); err != nil {
+		t.Errorf("Set after SCRIPT FLUSH: %v", err)
+	}
+	rdb.ScriptFlush(ctx)
+	if _, err := s.Update(ctx, "S1", "c", 0, func([]byte, bool) ([]byte, error) { return []byte("3"), nil }); err != nil {
+		t.Errorf("Update after SCRIPT FLUSH: %v", err)
+	}
+	rdb.ScriptFlush(ctx)
+	if n, err := s.Copy(ctx, "S1", "S2", 0); err != nil || n != 3 {
+		t.Errorf("Copy after SCRIPT FLUSH = %d, %v; want 3", n, err)
+	}
+	if !rdb.SIsMember(ctx, redisstore.IndexKey("S1"), "c").Val() {
+		t.Error("Update after SCRIPT FLUSH did not index its key")
+	}
+}
+
+func TestRedisDown(t *testing.T) {
+	srv := proctest.StartRedis(t, nil)
+	rdb, _ := newClient(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	s := newStore(t, rdb, nil)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping with Redis up: %v", err)
+	}
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string]struct {
+		err  error
+		want string
+	}{
+		"Ping": {s.Ping(ctx), "redisstore: Ping: "},
+		"Get":  {func() error { _, _, err := s.Get(ctx, "S1", "k"); return err }(), `redisstore: Get "k" of session S1: `},
+		"Set":  {s.Set(ctx, "S1", "k", nil, 0), `redisstore: Set "k" of session S1: `},
+		"Update": {func() error {
+			_, err := s.Update(ctx, "S1", "k", 0, func([]byte, bool) ([]byte, error) { return nil, nil })
+			return err
+		}(), `redisstore: Update "k" of session S1: `},
+		"Keys": {func() error { _, err := s.Keys(ctx, "S1"); return err }(), "redisstore: Keys of session S1: "},
+		"Copy": {func() error { _, err := s.Copy(ctx, "S1", "S2", 0); return err }(), "redisstore: Copy from session S1 to session S2: "},
+	}
+	for name, c := range checks {
+		if c.err == nil || !strings.HasPrefix(c.err.Error(), c.want) || !strings.Contains(c.err.Error(), "refused") {
+			t.Errorf("%s with Redis down = %v, want %q and the connection refusal", name, c.err, c.want)
+		}
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping after Redis came back: %v", err)
+	}
+}
+
+func TestNew(t *testing.T) {
+	if _, err := redisstore.New(nil, nil); err == nil || !strings.Contains(err.Error(), "nil Redis client") {
+		t.Errorf("New(nil) = %v, want an error about the nil client", err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer rdb.Close()
+	if _, err := redisstore.New(rdb, &redisstore.Options{MaxUpdateAttempts: -1}); err == nil || !strings.Contains(err.Error(), "MaxUpdateAttempts") {
+		t.Errorf("New(MaxUpdateAttempts: -1) = %v, want an error naming the field", err)
+	}
+	s, err := redisstore.New(rdb, &redisstore.Options{DefaultTTL: time.Minute})
+	if err != nil || s.DefaultTTL() != time.Minute {
+		t.Errorf("New(DefaultTTL: 1m) = %v, DefaultTTL %v", err, s.DefaultTTL())
+	}
+}
+
+// commandLog is a go-redis hook that records the commands a client sends.
+type commandLog struct {
+	mu   sync.Mutex
+	cmds [][]string
+}
+
+func (l *commandLog) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (l *commandLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		l.record(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (l *commandLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			l.record(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (l *commandLog) record(cmd redis.Cmder) {
+	var args []string
+	for _, a := range cmd.Args() {
+		if s, ok := a.(string); ok {
+			args = append(args, s)
+		}
+	}
+	l.mu.Lock()
+	l.cmds = append(l.cmds, args)
+	l.mu.Unlock()
+}
+
+// args returns the arguments of every command called name (lower case).
+func (l *commandLog) args(name string) [][]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out [][]string
+	for _, c := range l.cmds {
+		if len(c) > 0 && strings.ToLower(c[0]) == name {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (l *commandLog) count(name string) int { return len(l.args(name)) }
+
+func (l *commandLog) total() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.cmds)
+}
