@@ -10,6 +10,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
 
+	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/retry"
 )
 
@@ -22,6 +23,10 @@ var errNotCounted = errors.New("not counted")
 type op struct {
 	method string
 	tool   string
+	// key is the idempotency key of a tools/call; lineage the client's
+	// lineage when the call started (see Client.lineage).
+	key     string
+	lineage uint64
 }
 
 // run is the life of one call (DESIGN.md, "One call, step by step"): try
@@ -32,6 +37,9 @@ type op struct {
 func run[R any](ctx context.Context, c *Client, o op, f func(context.Context, *mcp.ClientSession) (R, error)) (R, error) {
 	var zero R
 	c.stats.calls.Add(1)
+	c.mu.Lock()
+	o.lineage = c.lineage
+	c.mu.Unlock()
 	p := c.policy
 	if pp, ok := retry.PolicyFrom(ctx); ok {
 		if err := pp.Validate(); err != nil {
@@ -60,11 +68,23 @@ func run[R any](ctx context.Context, c *Client, o op, f func(context.Context, *m
 				c.stats.replays.Add(1)
 			}
 		}
-		res, err := f(ctx, cur.cs)
+		pr := &probe{}
+		res, err := runAttempt(ctx, c, cur, pr, f)
 		class := retry.Classify(err)
-		if class == retry.Cancelled && ctx.Err() == nil {
+		switch {
+		case class == retry.Cancelled && ctx.Err() == nil && c.isClosed():
+			c.settle(done, class, err)
+			return zero, ErrClosed
+		case class == retry.Cancelled && ctx.Err() == nil:
 			// A deadline inside the transport (http.Client.Timeout), not
 			// the caller's: the request may have been sent.
+			class = retry.Ambiguous
+		case class == retry.SessionLost && errors.Is(err, mcp.ErrSessionMissing) && (cur.obs == nil || pr.mayHaveRun()):
+			// A 404 fails the whole connection, and every call in flight on
+			// it gets ErrSessionMissing. It proves a call did not run only
+			// when its own request was refused; if that request was still
+			// running or accepted, or the transport cannot tell, the call
+			// may have run.
 			class = retry.Ambiguous
 		}
 		c.settle(done, class, err)
@@ -74,17 +94,22 @@ func run[R any](ctx context.Context, c *Client, o op, f func(context.Context, *m
 		case retry.Cancelled:
 			return zero, ctx.Err()
 		case retry.Protocol:
+			if replay && retry.HasCode(err, resume.CodeInProgress) {
+				// The server holds the first attempt as still running: its
+				// outcome is unknown, and the server refused to run it again.
+				return zero, c.outcomeUnknown(o, err)
+			}
 			return zero, err
 		}
 		if c.isClosed() {
 			return zero, ErrClosed
 		}
-		c.log.Debug("attempt failed", zap.String("method", o.method), zap.String("session_id", cur.cs.ID()),
+		c.log.Debug("attempt failed", zap.String("method", o.method), zap.String("idempotency_key", o.key), zap.String("session_id", cur.cs.ID()),
 			zap.Uint64("generation", cur.gen), zap.Int("attempt", attempt), zap.Stringer("class", class), zap.Error(err))
 		c.emit(Event{Kind: EventAttemptFailed, Method: o.method, Tool: o.tool, Class: class, Attempt: attempt, Err: err,
 			SessionID: cur.cs.ID(), Generation: cur.gen})
 
-		call, known := c.describe(o)
+		call, known := c.describe(o, cur)
 		d := retry.Decide(ctx, p, class, call, cur.isDead())
 		if d.Reconnect {
 			if rerr := c.reconnect(ctx, cur.gen, err); rerr != nil {
@@ -96,11 +121,17 @@ func run[R any](ctx context.Context, c *Client, o op, f func(context.Context, *m
 				}
 				return zero, rerr
 			}
-			if d.OutcomeUnknown && o.tool != "" && !known {
-				// The tool's annotations were not known; the new session
-				// can tell whether it is safe to replay.
-				c.refreshTools(ctx)
-				call, _ = c.describe(o)
+			if d.OutcomeUnknown {
+				// The new session may change the answer: it may deduplicate,
+				// and it can tell the tool's annotations if they were unknown.
+				if !known {
+					c.refreshTools(ctx)
+				}
+				next, err := c.current()
+				if err != nil {
+					return zero, err
+				}
+				call, _ = c.describe(o, next)
 				d = retry.Decide(ctx, p, class, call, false)
 			}
 		}
@@ -140,6 +171,20 @@ func run[R any](ctx context.Context, c *Client, o op, f func(context.Context, *m
 			return zero, err
 		}
 	}
+}
+
+// runAttempt runs one attempt of a call on cur. Its context also ends when the
+// client is closed, so that Close never waits for a call stuck on a server
+// that does not answer; and it carries pr when the transport can fill it.
+func runAttempt[R any](ctx context.Context, c *Client, cur *conn, pr *probe, f func(context.Context, *mcp.ClientSession) (R, error)) (R, error) {
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.ctx, cancel)
+	defer stop()
+	if cur.obs != nil {
+		actx = withProbe(actx, pr)
+	}
+	return f(actx, cur.cs)
 }
 
 // allow asks the breaker for an attempt. It returns the function that

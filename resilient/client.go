@@ -50,9 +50,13 @@ type Client struct {
 	closed     bool
 	flight     *flight
 	resumeFrom string // the session whose server state is the client's
-	state      sessionState
-	tools      map[string]toolHints
-	toolsGen   uint64 // generation whose tool list filled tools
+	// lineage changes whenever a reconnect loses the server-side state (a
+	// resume skipped or failed): a call whose first attempt ran in another
+	// lineage cannot count on the server's deduplication.
+	lineage  uint64
+	state    sessionState
+	tools    map[string]toolHints
+	toolsGen uint64 // generation whose tool list filled tools
 
 	// Breaker transitions are reported by gobreaker under its own lock;
 	// they wait here until the goroutine that caused them can emit them.
@@ -64,9 +68,11 @@ type Client struct {
 
 // conn is one SDK session and the generation number it holds.
 type conn struct {
-	cs   *mcp.ClientSession
-	gen  uint64
-	dead chan struct{} // closed when cs.Wait returns
+	cs    *mcp.ClientSession
+	gen   uint64
+	dead  chan struct{} // closed when cs.Wait returns
+	dedup bool          // the server deduplicates tools/call by idempotency key
+	obs   *observer     // the HTTP traffic of a StreamableHTTP transport; nil otherwise
 }
 
 func (c *conn) isDead() bool {
@@ -144,15 +150,16 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		c.budget = b
 	}
 
-	cs, err := c.dial(ctx)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	cs, obs, err := c.dial(ctx)
 	if err != nil {
+		c.cancel()
 		return nil, fmt.Errorf("resilient: connect: %w", err)
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if ir := cs.InitializeResult(); ir != nil && c.sessionOpts.ProtocolVersion == "" {
 		c.sessionOpts.ProtocolVersion = ir.ProtocolVersion
 	}
-	c.cur = c.watch(cs, 1)
+	c.cur = c.watch(cs, obs, 1)
 	c.resumeFrom = cs.ID()
 	c.log.Info("connected", zap.String("session_id", cs.ID()), zap.Uint64("generation", 1),
 		zap.String("protocol_version", c.sessionOpts.ProtocolVersion))
@@ -187,8 +194,8 @@ func (c *Client) newBreaker(s BreakerSettings) *gobreaker.TwoStepCircuitBreaker[
 
 // watch starts the goroutine that notices when cs dies by itself (a failed
 // standalone SSE stream, keepalive, a dead stdio process).
-func (c *Client) watch(cs *mcp.ClientSession, gen uint64) *conn {
-	cn := &conn{cs: cs, gen: gen, dead: make(chan struct{})}
+func (c *Client) watch(cs *mcp.ClientSession, obs *observer, gen uint64) *conn {
+	cn := &conn{cs: cs, gen: gen, dead: make(chan struct{}), dedup: advertisesDedup(cs), obs: obs}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -198,16 +205,66 @@ func (c *Client) watch(cs *mcp.ClientSession, gen uint64) *conn {
 	return cn
 }
 
-// dial opens one new SDK session.
-func (c *Client) dial(ctx context.Context) (*mcp.ClientSession, error) {
+// advertisesDedup reports whether the session's server runs resume.Dedup.
+// Without a session ID the server has no lineage to scope keys by, so the
+// client does not count on it.
+func advertisesDedup(cs *mcp.ClientSession) bool {
+	ir := cs.InitializeResult()
+	if cs.ID() == "" || ir == nil || ir.Capabilities == nil {
+		return false
+	}
+	_, ok := ir.Capabilities.Experimental[resume.DedupCapability]
+	return ok
+}
+
+// dial opens one new SDK session, and returns the observer of its HTTP
+// traffic when the transport has one.
+func (c *Client) dial(ctx context.Context) (*mcp.ClientSession, *observer, error) {
 	t := c.factory()
 	if t == nil {
-		return nil, errors.New("resilient: TransportFactory returned a nil transport")
+		return nil, nil, errors.New("resilient: TransportFactory returned a nil transport")
+	}
+	var obs *observer
+	if ht, ok := t.(*httpTransport); ok {
+		obs = ht.obs
 	}
 	opts := c.sessionOpts
 	ctx, cancel := context.WithTimeout(ctx, c.connectTimeout)
 	defer cancel()
-	return c.client.Connect(ctx, t, &opts)
+	cs, err := c.client.Connect(ctx, &detached{Transport: t, life: c.ctx}, &opts)
+	return cs, obs, err
+}
+
+// detached connects its transport under the client's lifetime instead of
+// the handshake's context. The SSE transport ties its event stream to the
+// context given to Connect: bounding the handshake with it would cut the
+// stream as soon as the handshake ended. While Connect runs, the
+// handshake's context still bounds it.
+type detached struct {
+	mcp.Transport
+	life context.Context
+	// end ends the connection's context early if the handshake fails; on
+	// success the connection lives until the client is closed.
+	end context.CancelFunc
+}
+
+func (d *detached) Connect(ctx context.Context) (mcp.Connection, error) {
+	life, end := context.WithCancel(d.life)
+	d.end = end
+	stop := context.AfterFunc(ctx, end)
+	conn, err := d.Transport.Connect(life)
+	if !stop() {
+		// The handshake's context ended while connecting.
+		if err == nil {
+			_ = conn.Close()
+		}
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		end()
+		return nil, err
+	}
+	return conn, nil
 }
 
 // current returns the session calls should use now.
@@ -277,6 +334,16 @@ func (c *Client) emit(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
+	defer func() {
+		// A bug in a metrics callback must not take down the call it
+		// reports on, nor the reconnect goroutine (where a panic would end
+		// the process); it is logged with its stack and counted instead.
+		if r := recover(); r != nil {
+			c.stats.callbackPanics.Add(1)
+			c.log.Error("OnEvent panicked; event dropped", zap.Stringer("event", ev.Kind),
+				zap.Any("panic", r), zap.StackSkip("stack", 1))
+		}
+	}()
 	c.onEvent(ev)
 }
 
@@ -314,6 +381,8 @@ type Stats struct {
 	OutcomeUnknown int64
 	// BudgetExhausted counts retries refused by the retry budget.
 	BudgetExhausted int64
+	// CallbackPanics counts panics recovered from Options.OnEvent.
+	CallbackPanics int64
 	// SessionID and Generation identify the current session (generation 1
 	// is the first).
 	SessionID  string
@@ -326,7 +395,7 @@ type Stats struct {
 type counters struct {
 	calls, retries, replays, reconnects, reconnectFailures atomic.Int64
 	resumes, resumesSkipped, resumeFailures, keysCopied    atomic.Int64
-	outcomeUnknown, budgetExhausted                        atomic.Int64
+	outcomeUnknown, budgetExhausted, callbackPanics        atomic.Int64
 }
 
 // Stats returns a snapshot of the client's counters and current session.
@@ -346,6 +415,7 @@ func (c *Client) Stats() Stats {
 		KeysCopied:        c.stats.keysCopied.Load(),
 		OutcomeUnknown:    c.stats.outcomeUnknown.Load(),
 		BudgetExhausted:   c.stats.budgetExhausted.Load(),
+		CallbackPanics:    c.stats.callbackPanics.Load(),
 		SessionID:         cur.cs.ID(),
 		Generation:        cur.gen,
 		Breaker:           "disabled",

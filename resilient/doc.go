@@ -40,10 +40,13 @@
 //	dial refused, DNS (never sent)                 yes, after backoff
 //	HTTP 429 or 503 (refused, not run)             yes, after backoff
 //	HTTP 404 / session not found / legacy 400      yes, on a new session
+//	  for the call's own request
 //	session already closed                         yes, on a new session
-//	connection dropped after sending, 500/502/504:
+//	connection dropped after sending, 500/502/504,
+//	or a 404 for another request while this one ran:
 //	  - a method other than tools/call             yes, on a new session
 //	  - tool with readOnlyHint or idempotentHint   yes (unless Policy.IgnoreAnnotations)
+//	  - a server running resume.Dedup              yes: it returns the first result
 //	  - retry.Idempotent(ctx) on the call          yes
 //	  - any other tools/call                       no: ErrOutcomeUnknown
 //	JSON-RPC error from the server, IsError result no: returned as is
@@ -51,6 +54,26 @@
 //
 // [retry.NotIdempotent] and [retry.NoRetry] on the call's context forbid
 // replays; [retry.WithPolicy] changes the policy for one call.
+//
+// A 404 breaks the SDK's whole connection, and every call in flight on it
+// gets the same error. The transports of [StreamableHTTP] watch their own
+// HTTP traffic, so the client knows whether a call's own request was
+// refused (it did not run) or was still running or accepted (it may have).
+// With another [TransportFactory] it cannot tell, and treats a tools/call
+// that fails with a lost session as possibly run. Before resuming, the
+// client also waits (up to Options.ConnectTimeout) for the requests still
+// running on the old session to end, so that resume copies their writes.
+//
+// # Exactly-once tool calls
+//
+// Every tools/call carries an idempotency key in its _meta
+// ([resume.IdempotencyKeyMeta]), identical on its replays; set your own
+// with [retry.WithIdempotencyKey]. A server that installs [resume.Dedup]
+// stores each result under its key and advertises it; on such a server a
+// tools/call whose outcome is unknown is replayed, and the replay returns
+// the first execution's result instead of running again. The client counts
+// on this only while its server-side state lineage is unbroken (every
+// reconnect since the call started resumed the old state).
 //
 // # Sessions and state
 //

@@ -5,11 +5,13 @@ package resilient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"maps"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/retry"
 )
 
@@ -22,14 +24,48 @@ import (
 // failure (a result with IsError) is a result, never retried. A call whose
 // connection died after it was sent is replayed only when that cannot run
 // it twice; otherwise the error matches [ErrOutcomeUnknown].
+//
+// Every call carries an idempotency key in _meta [resume.IdempotencyKeyMeta],
+// the same on each of its replays: a fresh random one, or the caller's, from
+// [retry.WithIdempotencyKey] or already in params.Meta. A server that runs
+// [resume.Dedup] returns the first execution's result to a replay, so such
+// calls are replayed even when their outcome is unknown.
 func (c *Client) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.CallToolResult, error) {
 	if params == nil {
 		return nil, errors.New("resilient: CallTool: params is nil")
 	}
-	return run(ctx, c, op{method: retry.MethodCallTool, tool: params.Name},
+	key, err := idempotencyKey(ctx, params)
+	if err != nil {
+		return nil, err
+	}
+	return run(ctx, c, op{method: retry.MethodCallTool, tool: params.Name, key: key},
 		func(ctx context.Context, cs *mcp.ClientSession) (*mcp.CallToolResult, error) {
-			return cs.CallTool(ctx, cloneParams(params))
+			p := cloneParams(params)
+			if p.Meta == nil {
+				p.Meta = mcp.Meta{}
+			}
+			p.Meta[resume.IdempotencyKeyMeta] = key
+			return cs.CallTool(ctx, p)
 		})
+}
+
+// idempotencyKey picks the call's key: the context's, else the one the
+// caller put in _meta, else a fresh one.
+func idempotencyKey(ctx context.Context, params *mcp.CallToolParams) (string, error) {
+	if key, ok := retry.IdempotencyKey(ctx); ok {
+		if err := resume.ValidateIdempotencyKey(key); err != nil {
+			return "", fmt.Errorf("resilient: CallTool: retry.WithIdempotencyKey: %w", err)
+		}
+		return key, nil
+	}
+	key, ok, err := resume.IdempotencyKeyFrom(params.Meta)
+	if err != nil {
+		return "", fmt.Errorf("resilient: CallTool: params.Meta: %w", err)
+	}
+	if ok {
+		return key, nil
+	}
+	return resume.NewIdempotencyKey(), nil
 }
 
 // ListTools lists the server's tools; see [mcp.ClientSession.ListTools].

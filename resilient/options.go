@@ -18,10 +18,31 @@ import (
 type TransportFactory func() mcp.Transport
 
 // StreamableHTTP returns a factory of streamable HTTP transports to
-// endpoint. hc may be nil (http.DefaultClient).
+// endpoint. hc may be nil (http.DefaultClient); its Transport is wrapped,
+// not changed.
+//
+// Prefer it to a factory of your own: its transports let the client see
+// whether the server accepted each request, which is how it proves that a
+// tools/call refused with 404 did not run (and replays it) while one whose
+// connection failed after it was accepted may have run (and is not
+// replayed). With another factory, a tools/call that fails with a lost
+// session is treated as possibly run.
 func StreamableHTTP(endpoint string, hc *http.Client) TransportFactory {
 	return func() mcp.Transport {
-		return &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc}
+		obs := newObserver()
+		return &httpTransport{
+			StreamableClientTransport: &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: observedClient(hc, obs)},
+			obs:                       obs,
+		}
+	}
+}
+
+// SSE returns a factory of transports for the 2024-11-05 HTTP+SSE
+// protocol, to endpoint. hc may be nil (http.DefaultClient). Its sessions
+// have no ID, so nothing is resumed after a reconnect.
+func SSE(endpoint string, hc *http.Client) TransportFactory {
+	return func() mcp.Transport {
+		return &mcp.SSEClientTransport{Endpoint: endpoint, HTTPClient: hc}
 	}
 }
 
@@ -78,9 +99,12 @@ type Options struct {
 	// OnEvent, when set, receives an [Event] for everything the client does
 	// on its own. It is called synchronously, never while the client holds
 	// a lock: on the goroutine of the call concerned, or, for reconnect
-	// events, on the reconnect goroutine after the reconnect has finished
-	// and its waiters were released. It may call the client's methods. It
-	// should return quickly: a slow OnEvent delays the call it reports on.
+	// events, on the reconnect goroutine once the reconnect has finished
+	// and before the calls waiting for it go on (so events arrive in the
+	// order things happened). It may call the client's methods. It should
+	// return quickly: a slow OnEvent delays the calls it reports on.
+	// A panic in OnEvent is recovered, logged at Error with its stack and
+	// counted in Stats.CallbackPanics; the call goes on.
 	OnEvent func(Event)
 }
 

@@ -85,17 +85,19 @@ func (c *Client) learnTools(tools []*mcp.Tool) {
 	}
 }
 
-// describe returns what is known of the call for a replay decision, and
-// whether its tool's annotations are known.
-func (c *Client) describe(o op) (retry.Call, bool) {
+// describe returns what is known of the call for a replay decision on
+// session cur, and whether its tool's annotations are known.
+func (c *Client) describe(o op, cur *conn) (retry.Call, bool) {
 	call := retry.Call{Method: o.method}
 	if o.tool == "" {
 		return call, true
 	}
 	c.mu.Lock()
 	h, ok := c.tools[o.tool]
+	sameLineage := c.lineage == o.lineage
 	c.mu.Unlock()
 	call.ReadOnly, call.Idempotent = h.readOnly, h.idempotent
+	call.Dedup = o.key != "" && cur.dedup && sameLineage
 	return call, ok
 }
 

@@ -35,9 +35,12 @@ type Result struct {
 // The resilient client calls it once per reconnect when the old session had
 // an ID, with the new session and the old ID.
 //
-// Errors matching [ErrUnsupported] are reported as "resume skipped"; any
-// other error as "resume failed" (wrap [ErrResumeFailed]). Either way the
-// reconnect stands and the client keeps the old ID to resume from next time.
+// Errors matching [ErrUnsupported] are reported as "resume skipped", and
+// errors matching [ErrRejected] or holding a JSON-RPC error from the server
+// as "resume failed": either way the reconnect stands and the client keeps
+// the old ID to resume from next time. Any other error means no answer came
+// (the new session died too): the client drops that session and dials
+// another, as for a failed connection.
 // Implementations must be safe for concurrent use.
 type Resumer interface {
 	Resume(ctx context.Context, cs *mcp.ClientSession, oldSessionID string) (Result, error)
@@ -89,7 +92,7 @@ func (t Tool) Resume(ctx context.Context, cs *mcp.ClientSession, oldSessionID st
 		if strings.Contains(strings.ToLower(text), "unknown tool") {
 			return Result{}, fmt.Errorf("%w: tool %q: %s", ErrUnsupported, name, text)
 		}
-		return Result{}, fmt.Errorf("%w: tool %q returned an error: %s", ErrResumeFailed, name, text)
+		return Result{}, fmt.Errorf("%w: %w: tool %q returned an error: %s", ErrResumeFailed, ErrRejected, name, text)
 	}
 	return parseResult(res)
 }
@@ -99,7 +102,7 @@ func parseResult(res *mcp.CallToolResult) (Result, error) {
 	if res.StructuredContent != nil {
 		b, err := json.Marshal(res.StructuredContent)
 		if err != nil {
-			return Result{}, fmt.Errorf("%w: structured content: %v", ErrResumeFailed, err)
+			return Result{}, fmt.Errorf("%w: %w: structured content: %v", ErrResumeFailed, ErrRejected, err)
 		}
 		raw = b
 	} else {
@@ -107,15 +110,15 @@ func parseResult(res *mcp.CallToolResult) (Result, error) {
 	}
 	var r Result
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return Result{}, fmt.Errorf("%w: answer is not {\"status\",\"keys_copied\"} JSON: %v", ErrResumeFailed, err)
+		return Result{}, fmt.Errorf("%w: %w: answer is not {\"status\",\"keys_copied\"} JSON: %v", ErrResumeFailed, ErrRejected, err)
 	}
 	switch r.Status {
 	case StatusResumed, StatusSameSession, StatusNotFound:
 	default:
-		return Result{}, fmt.Errorf("%w: unknown status %q", ErrResumeFailed, r.Status)
+		return Result{}, fmt.Errorf("%w: %w: unknown status %q", ErrResumeFailed, ErrRejected, r.Status)
 	}
 	if r.KeysCopied < 0 {
-		return Result{}, fmt.Errorf("%w: keys_copied is %d", ErrResumeFailed, r.KeysCopied)
+		return Result{}, fmt.Errorf("%w: %w: keys_copied is %d", ErrResumeFailed, ErrRejected, r.KeysCopied)
 	}
 	return r, nil
 }

@@ -136,29 +136,41 @@ func hasStatus(msg string, code int) bool {
 // reports whether it holds the SDK's transport rejection, and the codes of
 // every other JSON-RPC error in it.
 func rpcCodes(err error) (rejected bool, codes []int64) {
-	var walk func(error)
-	walk = func(e error) {
-		if e == nil {
-			return
+	walkRPC(err, func(we *jsonrpc.Error) {
+		if we.Code == codeRejected {
+			rejected = true
+		} else {
+			codes = append(codes, we.Code)
 		}
-		if we, ok := e.(*jsonrpc.Error); ok {
-			if we.Code == codeRejected {
-				rejected = true
-			} else {
-				codes = append(codes, we.Code)
-			}
-		}
-		switch u := e.(type) {
-		case interface{ Unwrap() error }:
-			walk(u.Unwrap())
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				walk(e)
-			}
+	})
+	return rejected, codes
+}
+
+// HasCode reports whether any JSON-RPC error in err's tree has code.
+// errors.As finds only the first *jsonrpc.Error, and the SDK's transport
+// rejection often comes first.
+func HasCode(err error, code int64) bool {
+	found := false
+	walkRPC(err, func(we *jsonrpc.Error) { found = found || we.Code == code })
+	return found
+}
+
+// walkRPC calls f for every *jsonrpc.Error in err's tree.
+func walkRPC(err error, f func(*jsonrpc.Error)) {
+	if err == nil {
+		return
+	}
+	if we, ok := err.(*jsonrpc.Error); ok {
+		f(we)
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		walkRPC(u.Unwrap(), f)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			walkRPC(e, f)
 		}
 	}
-	walk(err)
-	return rejected, codes
 }
 
 // isDialError reports whether err comes from opening a connection: the

@@ -56,3 +56,21 @@ func IsNoRetry(ctx context.Context) bool {
 	v, _ := ctx.Value(noRetryKey).(bool)
 	return v
 }
+
+type keyKey struct{}
+
+// WithIdempotencyKey returns a context that makes the tools/call it is
+// passed to carry key as its idempotency key, instead of a fresh random
+// one. Use it to make a call idempotent across restarts of the caller
+// itself: the same key, sent again later, returns the first result from a
+// server that deduplicates. The key must pass
+// resume.ValidateIdempotencyKey; the call fails otherwise.
+func WithIdempotencyKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, keyKey{}, key)
+}
+
+// IdempotencyKey returns the key set by [WithIdempotencyKey], if any.
+func IdempotencyKey(ctx context.Context) (string, bool) {
+	k, ok := ctx.Value(keyKey{}).(string)
+	return k, ok
+}

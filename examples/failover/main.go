@@ -159,7 +159,63 @@ func run(out io.Writer) error {
 	s := c.Stats()
 	say("\nstats: %d calls, %d reconnects, %d resumes (%d keys copied), %d replays, %d outcome unknown; now generation %d, breaker %s",
 		s.Calls, s.Reconnects, s.Resumes, s.KeysCopied, s.Replays, s.OutcomeUnknown, s.Generation, s.Breaker)
-	say("done: the counter is %d, every acknowledged increment counted once, no call ran twice", want)
+	say("the counter is %d: every acknowledged increment counted once, no call ran twice", want)
+
+	if err := dedupStep(ctx, say); err != nil {
+		return err
+	}
+	say("\ndone")
+	return nil
+}
+
+// dedupStep shows the same lost answer on a cluster whose servers run
+// resume.Dedup: the client replays the call, and the server answers the
+// replay with the first execution's result instead of running it again.
+func dedupStep(ctx context.Context, say func(string, ...any)) error {
+	say("\nstep 4: the same lost answer, on servers that deduplicate by idempotency key (resume.Dedup)")
+	cluster, err := testserver.Start(&testserver.Options{Backends: 3, Dedup: true})
+	if err != nil {
+		return err
+	}
+	defer cluster.Close()
+	client := mcp.NewClient(&mcp.Implementation{Name: "failover-demo", Version: "1"}, nil)
+	c, err := resilient.Connect(ctx, client, resilient.StreamableHTTP(cluster.URL(), nil), &resilient.Options{
+		Retry:   retry.Policy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
+		OnEvent: func(ev resilient.Event) { narrate(say, ev) },
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	counter := func(res *mcp.CallToolResult) (int, error) {
+		var r struct {
+			Counter int `json:"counter"`
+		}
+		err := decode(res, &r)
+		return r.Counter, err
+	}
+	res, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "increment_counter"})
+	if err != nil {
+		return err
+	}
+	n, err := counter(res)
+	if err != nil {
+		return err
+	}
+	say("  increment_counter -> counter=%d", n)
+	cluster.Inject(testserver.Fault{Kind: testserver.DropAfterTool, Method: "tools/call", Tool: "increment_counter"})
+	res, err = c.CallTool(ctx, &mcp.CallToolParams{Name: "increment_counter"})
+	if err != nil {
+		return fmt.Errorf("with dedup, a lost answer gave %v, want the replayed result", err)
+	}
+	if n, err = counter(res); err != nil {
+		return err
+	}
+	say("  increment_counter -> counter=%d: the replay got the first execution's result; the tool ran %d times for 2 increments",
+		n, cluster.ToolRuns("increment_counter"))
+	if n != 2 || cluster.ToolRuns("increment_counter") != 2 {
+		return fmt.Errorf("counter %d after %d runs, want 2 and 2", n, cluster.ToolRuns("increment_counter"))
+	}
 	return nil
 }
 
@@ -179,7 +235,7 @@ func narrate(say func(string, ...any), ev resilient.Event) {
 	case resilient.EventReplayed:
 		why := "the server never ran it"
 		if ev.Class == retry.Ambiguous {
-			why = "it is safe to run twice"
+			why = "the tool is idempotent or the server deduplicates"
 		}
 		say("    ~ replaying %s %s: %s", ev.Method, ev.Tool, why)
 	case resilient.EventBreakerStateChanged:

@@ -53,12 +53,16 @@ func (c *Cluster) startBackend(i int, addr string) (*backend, error) {
 		inflight:  make(map[*proxyCall]struct{}),
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.server = c.newMCPServer(b)
+	if b.server, err = c.newMCPServer(b); err != nil {
+		b.cancel()
+		ln.Close()
+		return nil, fmt.Errorf("testserver: %s: %w", b.instance, err)
+	}
 	sdk := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return b.server }, &mcp.StreamableHTTPOptions{
 		Stateless:    c.opts.Stateless,
 		JSONResponse: c.opts.JSONResponse,
 	})
-	b.handler = c.forgetting(sdk)
+	b.handler = c.forgetting(b.diesMidResponse(sdk))
 	b.srv = &http.Server{
 		Handler:     b.handler,
 		BaseContext: func(net.Listener) context.Context { return b.ctx },
@@ -161,3 +165,42 @@ func (c *conns) track(_ net.Conn, state http.ConnState) {
 
 // wait returns when every connection is closed. Call it after Serve returned.
 func (c *conns) wait() { c.wg.Wait() }
+
+// diesMidResponse makes a killed backend write nothing more, as a dead
+// process would: the answer of a tool that a Kill cancelled ("context
+// canceled") must not reach the client as if the server had sent it.
+func (b *backend) diesMidResponse(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&dyingWriter{ResponseWriter: w, ctx: b.ctx}, r)
+		if b.ctx.Err() != nil {
+			panic(http.ErrAbortHandler) // close the connection, send nothing
+		}
+	})
+}
+
+// dyingWriter drops every write once its backend is killed.
+type dyingWriter struct {
+	http.ResponseWriter
+	ctx context.Context
+}
+
+func (d *dyingWriter) WriteHeader(code int) {
+	if d.ctx.Err() == nil {
+		d.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (d *dyingWriter) Write(p []byte) (int, error) {
+	if err := d.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return d.ResponseWriter.Write(p)
+}
+
+func (d *dyingWriter) Flush() {
+	if f, ok := d.ResponseWriter.(http.Flusher); ok && d.ctx.Err() == nil {
+		f.Flush()
+	}
+}
+
+func (d *dyingWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }

@@ -64,6 +64,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpkit/resilience/internal/demotools"
 	"github.com/mcpkit/resilience/resume"
 )
 
@@ -80,6 +83,11 @@ type Options struct {
 	// NoResumeTool leaves out the resume_session tool, like a server that
 	// cannot resume.
 	NoResumeTool bool
+
+	// Dedup installs resume.Dedup on every backend, over the shared store:
+	// a tools/call replayed with the same idempotency key returns the first
+	// execution's result instead of running again.
+	Dedup bool
 
 	// JSONResponse makes the backends answer POSTs with application/json
 	// instead of an SSE stream (mcp.StreamableHTTPOptions.JSONResponse).
@@ -129,6 +137,7 @@ type Cluster struct {
 	faults     []*Fault       // pending faults, oldest first
 	forgotten  map[string]bool
 	toolRuns   map[string]int
+	keyRuns    map[string]int // by idempotency key
 	runningNow map[string]int
 	next       int // where the least-connections scan starts, to rotate ties
 }
@@ -141,6 +150,7 @@ func Start(opts *Options) (*Cluster, error) {
 		stick:      make(map[string]int),
 		forgotten:  make(map[string]bool),
 		toolRuns:   make(map[string]int),
+		keyRuns:    make(map[string]int),
 		runningNow: make(map[string]int),
 		lbDone:     make(chan struct{}),
 	}
@@ -314,10 +324,25 @@ func (c *Cluster) ToolRuns(tool string) int {
 	return c.toolRuns[tool]
 }
 
-func (c *Cluster) ran(tool string) {
+func (c *Cluster) ran(tool string, req *mcp.CallToolRequest) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.toolRuns[tool]++
-	c.mu.Unlock()
+	if req != nil && req.Params != nil {
+		if key, ok, _ := resume.IdempotencyKeyFrom(req.Params.Meta); ok {
+			c.keyRuns[key]++
+		}
+	}
+}
+
+// KeyRuns returns how many times a tool body ran for calls carrying the
+// idempotency key key (resume.IdempotencyKeyMeta in _meta): the per-call
+// marker that tells whether a call whose outcome was unknown ran, and
+// proves that none ran twice.
+func (c *Cluster) KeyRuns(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.keyRuns[key]
 }
 
 // Running returns how many calls of tool are executing on the backends
@@ -342,7 +367,7 @@ func (c *Cluster) Counter(sessionID string) int {
 	if err != nil {
 		return 0
 	}
-	n, _, _ := resume.GetJSON[int](context.Background(), v, counterKey)
+	n, _, _ := resume.GetJSON[int](context.Background(), v, demotools.CounterKey)
 	return n
 }
 

@@ -157,10 +157,33 @@ func TestSessionsSpread(t *testing.T) {
 	c := start(t, nil)
 	seen := make(map[int]bool)
 	for range c.Backends() {
+		// The balancer counts a request until it has copied the whole
+		// answer, which may be after the client read it: wait until none
+		// is left, or least connections sees a busy backend that is not.
+		waitIdle(t, c)
 		seen[stickyBackend(t, c, connect(t, c))] = true
 	}
 	if len(seen) != c.Backends() {
 		t.Errorf("%d sessions went to backends %v, want one on each", c.Backends(), seen)
+	}
+}
+
+// waitIdle waits until the balancer has no request in flight.
+func waitIdle(t *testing.T, c *Cluster) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		busy := 0
+		for i := range c.Backends() {
+			busy += c.InFlight(i)
+		}
+		if busy == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests still in flight after %v", busy, timeout)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
