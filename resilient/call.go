@@ -173,18 +173,54 @@ func run[R any](ctx context.Context, c *Client, o op, f func(context.Context, *m
 	}
 }
 
-// runAttempt runs one attempt of a call on cur. Its context also ends when the
-// client is closed, so that Close never waits for a call stuck on a server
-// that does not answer; and it carries pr when the transport can fill it.
+// runAttempt runs one attempt of a call on cur. Its context is also
+// cancelled by Close, so that Close never waits for a call stuck on a
+// server that does not answer; and it carries pr when the transport can
+// fill it.
 func runAttempt[R any](ctx context.Context, c *Client, cur *conn, pr *probe, f func(context.Context, *mcp.ClientSession) (R, error)) (R, error) {
 	actx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(c.ctx, cancel)
-	defer stop()
+	id, ok := c.track(cancel)
+	if !ok {
+		cancel()
+		var zero R
+		return zero, ErrClosed
+	}
+	defer c.untrack(id, cancel)
 	if cur.obs != nil {
 		actx = withProbe(actx, pr)
 	}
 	return f(actx, cur.cs)
+}
+
+// track registers the cancel func of an attempt in flight, for Close. It
+// reports false when the client is already closed.
+func (c *Client) track(cancel context.CancelFunc) (uint64, bool) {
+	c.attemptsMu.Lock()
+	defer c.attemptsMu.Unlock()
+	if c.attempts == nil {
+		return 0, false
+	}
+	c.attemptID++
+	c.attempts[c.attemptID] = cancel
+	return c.attemptID, true
+}
+
+func (c *Client) untrack(id uint64, cancel context.CancelFunc) {
+	c.attemptsMu.Lock()
+	delete(c.attempts, id)
+	c.attemptsMu.Unlock()
+	cancel()
+}
+
+// cancelAttempts cancels every attempt in flight and refuses new ones.
+func (c *Client) cancelAttempts() {
+	c.attemptsMu.Lock()
+	attempts := c.attempts
+	c.attempts = nil
+	c.attemptsMu.Unlock()
+	for _, cancel := range attempts {
+		cancel()
+	}
 }
 
 // allow asks the breaker for an attempt. It returns the function that

@@ -58,6 +58,11 @@ type Client struct {
 	tools    map[string]toolHints
 	toolsGen uint64 // generation whose tool list filled tools
 
+	// Attempts in flight, cancelled by Close (see runAttempt).
+	attemptsMu sync.Mutex
+	attempts   map[uint64]context.CancelFunc // nil once closed
+	attemptID  uint64
+
 	// Breaker transitions are reported by gobreaker under its own lock;
 	// they wait here until the goroutine that caused them can emit them.
 	pendingMu sync.Mutex
@@ -124,6 +129,7 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		log:            opts.Logger,
 		onEvent:        opts.OnEvent,
 		tools:          map[string]toolHints{},
+		attempts:       map[uint64]context.CancelFunc{},
 	}
 	if c.resumer == nil {
 		c.resumer = resume.Tool{}
@@ -307,6 +313,7 @@ func (c *Client) Close() error {
 	cur := c.cur
 	c.mu.Unlock()
 	c.cancel()
+	c.cancelAttempts()
 	err := cur.cs.Close()
 	c.wg.Wait()
 	c.log.Info("closed", zap.String("session_id", cur.cs.ID()), zap.Uint64("generation", cur.gen))

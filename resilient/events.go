@@ -25,7 +25,10 @@ const (
 	// EventReconnectFailed: the reconnect loop gave up (Err, Attempt,
 	// Duration). The next call starts a new one.
 	EventReconnectFailed
-	// EventResumed: resume_session copied the old session's state (Resume).
+	// EventResumed: resume_session answered (Resume): it copied the old
+	// session's state (StatusResumed), found the client already on it
+	// (StatusSameSession), or found nothing to copy (StatusNotFound: the
+	// old session never stored state, or its state expired).
 	EventResumed
 	// EventResumeSkipped: no resume was attempted: the session had no ID
 	// (stateless or stdio), the server has no resume tool, or resume is

@@ -42,9 +42,10 @@ func (c *Client) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp
 		func(ctx context.Context, cs *mcp.ClientSession) (*mcp.CallToolResult, error) {
 			p := cloneParams(params)
 			if p.Meta == nil {
-				p.Meta = mcp.Meta{}
+				p.Meta = mcp.Meta{resume.IdempotencyKeyMeta: key}
+			} else {
+				p.Meta[resume.IdempotencyKeyMeta] = key
 			}
-			p.Meta[resume.IdempotencyKeyMeta] = key
 			return cs.CallTool(ctx, p)
 		})
 }

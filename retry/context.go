@@ -61,10 +61,13 @@ type keyKey struct{}
 
 // WithIdempotencyKey returns a context that makes the tools/call it is
 // passed to carry key as its idempotency key, instead of a fresh random
-// one. Use it to make a call idempotent across restarts of the caller
-// itself: the same key, sent again later, returns the first result from a
-// server that deduplicates. The key must pass
-// resume.ValidateIdempotencyKey; the call fails otherwise.
+// one. A server running resume.Dedup answers a later call with the same
+// key, in the same scope, with the first call's result: the scope is the
+// authenticated principal when the server has one, else the chain of
+// sessions resumed from one another. So without authentication a key
+// repeats a result only within one client's lifetime, not across restarts
+// of the caller. The key must pass resume.ValidateIdempotencyKey; the call
+// fails otherwise.
 func WithIdempotencyKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, keyKey{}, key)
 }

@@ -1,0 +1,306 @@
+package resilient_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpkit/resilience/internal/demotools"
+	"github.com/mcpkit/resilience/internal/testserver"
+	"github.com/mcpkit/resilience/resilient"
+	"github.com/mcpkit/resilience/resume"
+)
+
+// The benchmarks report the resilient client against the raw SDK session
+// measured in the same run (see BENCHMARKS.md for the commands and the
+// figures). Timing targets live here, never in pass/fail tests.
+
+// benchServer is a go-sdk server with the demo tools and an in-memory
+// store.
+func benchServer(b *testing.B) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	if err := demotools.Register(s, demotools.Options{Store: resume.NewMemoryStore(0), Instance: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// benchPair times raw and wrapped alternately, b.N times each, so that
+// drift in the machine's speed hits both alike, and reports each one's
+// ns/op and allocs/op and their ratio.
+func benchPair(b *testing.B, raw, wrapped func() error) {
+	for range 100 { // warm up connections and caches
+		if err := raw(); err != nil {
+			b.Fatal(err)
+		}
+		if err := wrapped(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	var tRaw, tWrapped time.Duration
+	for range b.N {
+		t0 := time.Now()
+		if err := raw(); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := wrapped(); err != nil {
+			b.Fatal(err)
+		}
+		tWrapped += time.Since(t1)
+		tRaw += t1.Sub(t0)
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(tRaw.Nanoseconds())/n, "raw-ns/op")
+	b.ReportMetric(float64(tWrapped.Nanoseconds())/n, "resilient-ns/op")
+	b.ReportMetric(float64(tWrapped)/float64(tRaw), "time-ratio")
+	// Allocations are counted process-wide (the server runs here too);
+	// the server's share is the same for both, so the difference is the
+	// client's.
+	aRaw := testing.AllocsPerRun(200, func() { _ = raw() })
+	aWrapped := testing.AllocsPerRun(200, func() { _ = wrapped() })
+	b.ReportMetric(aRaw, "raw-allocs/op")
+	b.ReportMetric(aWrapped, "resilient-allocs/op")
+	b.ReportMetric(aWrapped-aRaw, "extra-allocs/op")
+}
+
+// sessions returns a raw SDK session and a resilient client on the same
+// kind of transport, closed at cleanup.
+func sessions(b *testing.B, transport string) (*mcp.ClientSession, *resilient.Client) {
+	server := benchServer(b)
+	ctx := context.Background()
+	client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	var rawT mcp.Transport
+	var factory resilient.TransportFactory
+	var closers []func()
+	switch transport {
+	case "inmemory":
+		connect := func() mcp.Transport {
+			ct, st := mcp.NewInMemoryTransports()
+			ss, err := server.Connect(ctx, st, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			closers = append(closers, func() { _ = ss.Close() })
+			return ct
+		}
+		rawT = connect()
+		factory = connect
+	case "http":
+		srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil))
+		closers = append(closers, srv.Close)
+		rawT = &mcp.StreamableClientTransport{Endpoint: srv.URL}
+		factory = resilient.StreamableHTTP(srv.URL, nil)
+	}
+	raw, err := client.Connect(ctx, rawT, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := resilient.Connect(ctx, client, factory, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = c.Close()
+		_ = raw.Close()
+		for _, f := range slices.Backward(closers) {
+			f()
+		}
+	})
+	return raw, c
+}
+
+// BenchmarkCallTool: the happy-path cost of the resilient client on a
+// tools/call, against the raw session.
+func BenchmarkCallTool(b *testing.B) {
+	for _, transport := range []string{"inmemory", "http"} {
+		b.Run(transport, func(b *testing.B) {
+			raw, c := sessions(b, transport)
+			ctx := context.Background()
+			call := func(s resilient.Session) func() error {
+				return func() error {
+					_, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "get_counter"})
+					return err
+				}
+			}
+			benchPair(b, call(raw), call(c))
+		})
+	}
+}
+
+// BenchmarkListTools: the same for tools/list, which the client also
+// filters (the resume tool) and learns annotations from.
+func BenchmarkListTools(b *testing.B) {
+	for _, transport := range []string{"inmemory", "http"} {
+		b.Run(transport, func(b *testing.B) {
+			raw, c := sessions(b, transport)
+			ctx := context.Background()
+			list := func(s resilient.Session) func() error {
+				return func() error {
+					_, err := s.ListTools(ctx, nil)
+					return err
+				}
+			}
+			benchPair(b, list(raw), list(c))
+		})
+	}
+}
+
+// BenchmarkFailover: from the session-lost error to the replayed call's
+// answer, on the in-process cluster: one 404, one connect and initialize,
+// one resume_session, the replay. Reported with the plain call's time for
+// scale.
+func BenchmarkFailover(b *testing.B) {
+	cl, err := testserver.Start(&testserver.Options{Backends: 3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	c, err := resilient.Connect(ctx, client, resilient.StreamableHTTP(cl.URL(), nil), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	call := func() time.Duration {
+		t0 := time.Now()
+		if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "get_counter"}); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(t0)
+	}
+	call()
+	var plain, failover []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		plain = append(plain, call())
+		cl.Expire(c.ID()) // the server forgets the session: the next call gets 404
+		failover = append(failover, call())
+	}
+	b.StopTimer()
+	if got := c.Stats().Reconnects; got != int64(b.N) {
+		b.Fatalf("%d reconnects for %d failovers", got, b.N)
+	}
+	p50, p99 := percentile(failover, 50), percentile(failover, 99)
+	b.ReportMetric(float64(p50.Microseconds())/1000, "failover-p50-ms")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "failover-p99-ms")
+	b.ReportMetric(float64(percentile(plain, 50).Microseconds())/1000, "plain-call-p50-ms")
+	b.ReportMetric(float64(p50)/float64(percentile(plain, 50)), "failover/plain")
+}
+
+func percentile(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[(len(s)-1)*p/100]
+}
+
+// BenchmarkHerd: 1,000 callers on a session that dies. One reconnect
+// serves them all; the metric is the time until the last has answered.
+func BenchmarkHerd(b *testing.B) {
+	const callers = 1000
+	cl, err := testserver.Start(&testserver.Options{Backends: 3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	c, err := resilient.Connect(ctx, client, resilient.StreamableHTTP(cl.URL(), nil), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	var total time.Duration
+	b.ResetTimer()
+	for range b.N {
+		before := c.Stats().Reconnects
+		cl.Expire(c.ID())
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make(chan error, callers)
+		for range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "get_counter"}); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		t0 := time.Now()
+		close(start)
+		wg.Wait()
+		total += time.Since(t0)
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+		if got := c.Stats().Reconnects - before; got != 1 {
+			b.Fatalf("%d reconnects for one dead session, want 1", got)
+		}
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "all-answered-ms")
+	b.ReportMetric(1, "reconnects")
+}
+
+// BenchmarkOutage: requests per second that reach a cluster whose every
+// backend is down, with 1 and 500 callers calling as fast as they can.
+func BenchmarkOutage(b *testing.B) {
+	for _, callers := range []int{1, 500} {
+		b.Run(map[int]string{1: "callers=1", 500: "callers=500"}[callers], func(b *testing.B) {
+			cl, err := testserver.Start(&testserver.Options{Backends: 3})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cl.Close()
+			ctx := context.Background()
+			client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+			c, err := resilient.Connect(ctx, client, resilient.StreamableHTTP(cl.URL(), nil), &resilient.Options{
+				Breaker: resilient.BreakerSettings{OpenTimeout: 500 * time.Millisecond},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			for i := range cl.Backends() {
+				cl.Kill(i)
+			}
+			window := 2 * time.Second
+			before := cl.Requests()
+			b.ResetTimer()
+			stop := time.Now().Add(window)
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			calls := 0
+			for range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					n := 0
+					for time.Now().Before(stop) {
+						_, _ = c.CallTool(ctx, &mcp.CallToolParams{Name: "get_counter"})
+						n++
+					}
+					mu.Lock()
+					calls += n
+					mu.Unlock()
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			sent := cl.Requests() - before
+			b.ReportMetric(float64(sent)/window.Seconds(), "requests/s")
+			b.ReportMetric(float64(calls)/window.Seconds(), "calls/s")
+		})
+	}
+}
