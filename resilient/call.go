@@ -68,8 +68,7 @@ func run[R any](ctx context.Context, c *Client, o op, f func(context.Context, *m
 				c.stats.replays.Add(1)
 			}
 		}
-		pr := &probe{}
-		res, err := runAttempt(ctx, c, cur, pr, f)
+		res, pr, err := runAttempt(ctx, c, cur, f)
 		class := retry.Classify(err)
 		switch {
 		case class == retry.Cancelled && ctx.Err() == nil && c.isClosed():
@@ -79,7 +78,7 @@ func run[R any](ctx context.Context, c *Client, o op, f func(context.Context, *m
 			// A deadline inside the transport (http.Client.Timeout), not
 			// the caller's: the request may have been sent.
 			class = retry.Ambiguous
-		case class == retry.SessionLost && errors.Is(err, mcp.ErrSessionMissing) && (cur.obs == nil || pr.mayHaveRun()):
+		case class == retry.SessionLost && errors.Is(err, mcp.ErrSessionMissing) && (pr == nil || pr.mayHaveRun()):
 			// A 404 fails the whole connection, and every call in flight on
 			// it gets ErrSessionMissing. It proves a call did not run only
 			// when its own request was refused; if that request was still
@@ -175,21 +174,25 @@ func run[R any](ctx context.Context, c *Client, o op, f func(context.Context, *m
 
 // runAttempt runs one attempt of a call on cur. Its context is also
 // cancelled by Close, so that Close never waits for a call stuck on a
-// server that does not answer; and it carries pr when the transport can
-// fill it.
-func runAttempt[R any](ctx context.Context, c *Client, cur *conn, pr *probe, f func(context.Context, *mcp.ClientSession) (R, error)) (R, error) {
+// server that does not answer. When the transport can tell whether the
+// attempt's request reached the server, it returns the probe that says so;
+// otherwise the probe is nil.
+func runAttempt[R any](ctx context.Context, c *Client, cur *conn, f func(context.Context, *mcp.ClientSession) (R, error)) (R, *probe, error) {
+	var zero R
 	actx, cancel := context.WithCancel(ctx)
 	id, ok := c.track(cancel)
 	if !ok {
 		cancel()
-		var zero R
-		return zero, ErrClosed
+		return zero, nil, ErrClosed
 	}
 	defer c.untrack(id, cancel)
+	var pr *probe
 	if cur.obs != nil {
+		pr = &probe{}
 		actx = withProbe(actx, pr)
 	}
-	return f(actx, cur.cs)
+	res, err := f(actx, cur.cs)
+	return res, pr, err
 }
 
 // track registers the cancel func of an attempt in flight, for Close. It

@@ -117,13 +117,21 @@ func (rt *observingRoundTripper) RoundTrip(req *http.Request) (*http.Response, e
 	}
 	// The request is in flight until its response (an SSE stream, maybe)
 	// has been read to the end or closed.
-	resp.Body = &endingBody{ReadCloser: resp.Body, end: sync.OnceFunc(rt.obs.end)}
+	resp.Body = &endingBody{ReadCloser: resp.Body, obs: rt.obs}
 	return resp, nil
 }
 
+// endingBody ends its request's flight, once, at the end of its body.
 type endingBody struct {
 	io.ReadCloser
-	end func()
+	obs   *observer
+	ended atomic.Bool
+}
+
+func (b *endingBody) end() {
+	if b.ended.CompareAndSwap(false, true) {
+		b.obs.end()
+	}
 }
 
 func (b *endingBody) Read(p []byte) (int, error) {
