@@ -161,18 +161,8 @@ func BenchmarkListTools(b *testing.B) {
 // one resume_session, the replay. Reported with the plain call's time for
 // scale.
 func BenchmarkFailover(b *testing.B) {
-	cl, err := testserver.Start(&testserver.Options{Backends: 3})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
+	cl, c := benchCluster(b, nil)
 	ctx := context.Background()
-	client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
-	c, err := resilient.Connect(ctx, client, resilient.StreamableHTTP(cl.URL(), nil), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
 	call := func() time.Duration {
 		t0 := time.Now()
 		if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "get_counter"}); err != nil {
@@ -199,6 +189,23 @@ func BenchmarkFailover(b *testing.B) {
 	b.ReportMetric(float64(p50)/float64(percentile(plain, 50)), "failover/plain")
 }
 
+// benchCluster starts a 3-backend test cluster and a resilient client on
+// it, both closed at cleanup.
+func benchCluster(b *testing.B, opts *resilient.Options) (*testserver.Cluster, *resilient.Client) {
+	cl, err := testserver.Start(&testserver.Options{Backends: 3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(cl.Close)
+	client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	c, err := resilient.Connect(context.Background(), client, resilient.StreamableHTTP(cl.URL(), nil), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	return cl, c
+}
+
 func percentile(d []time.Duration, p int) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
@@ -211,18 +218,9 @@ func percentile(d []time.Duration, p int) time.Duration {
 // same cluster when nothing fails.
 func BenchmarkHerd(b *testing.B) {
 	const callers = 1000
-	cl, err := testserver.Start(&testserver.Options{Backends: 3})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
+	cl, c := benchCluster(b, nil)
 	ctx := context.Background()
 	client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
-	c, err := resilient.Connect(ctx, client, resilient.StreamableHTTP(cl.URL(), nil), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
 	raw, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: cl.URL()}, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -276,20 +274,8 @@ func BenchmarkHerd(b *testing.B) {
 func BenchmarkOutage(b *testing.B) {
 	for _, callers := range []int{1, 500} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
-			cl, err := testserver.Start(&testserver.Options{Backends: 3})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer cl.Close()
+			cl, c := benchCluster(b, &resilient.Options{Breaker: resilient.BreakerSettings{OpenTimeout: 500 * time.Millisecond}})
 			ctx := context.Background()
-			client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
-			c, err := resilient.Connect(ctx, client, resilient.StreamableHTTP(cl.URL(), nil), &resilient.Options{
-				Breaker: resilient.BreakerSettings{OpenTimeout: 500 * time.Millisecond},
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
 			for i := range cl.Backends() {
 				cl.Kill(i)
 			}

@@ -2,6 +2,7 @@ package resilient_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,8 +17,9 @@ import (
 )
 
 // inMemory returns a factory whose every transport is connected to a new
-// session of server, and closes those sessions at cleanup.
-func inMemory(t *testing.T, server *mcp.Server) resilient.TransportFactory {
+// session of server, and a function that returns the server sessions made
+// so far; they are closed at cleanup.
+func inMemory(t *testing.T, server *mcp.Server) (resilient.TransportFactory, func() []*mcp.ServerSession) {
 	var mu sync.Mutex
 	var sessions []*mcp.ServerSession
 	t.Cleanup(func() {
@@ -27,7 +29,7 @@ func inMemory(t *testing.T, server *mcp.Server) resilient.TransportFactory {
 			_ = ss.Close()
 		}
 	})
-	return func() mcp.Transport {
+	factory := func() mcp.Transport {
 		ct, st := mcp.NewInMemoryTransports()
 		ss, err := server.Connect(context.Background(), st, nil)
 		if err != nil {
@@ -39,6 +41,12 @@ func inMemory(t *testing.T, server *mcp.Server) resilient.TransportFactory {
 		mu.Unlock()
 		return ct
 	}
+	made := func() []*mcp.ServerSession {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(sessions)
+	}
+	return factory, made
 }
 
 type echoIn struct {
@@ -64,7 +72,7 @@ func newClient() *mcp.Client {
 
 func TestConnectRejectsBadInput(t *testing.T) {
 	ctx := context.Background()
-	factory := inMemory(t, echoServer())
+	factory, _ := inMemory(t, echoServer())
 	tests := []struct {
 		name    string
 		client  *mcp.Client
@@ -101,7 +109,7 @@ func TestConnectRejectsBadInput(t *testing.T) {
 }
 
 func TestCallToolDoesNotChangeParams(t *testing.T) {
-	c, err := resilient.Connect(context.Background(), newClient(), inMemory(t, echoServer()), nil)
+	c, err := resilient.Connect(context.Background(), newClient(), first(inMemory(t, echoServer())), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +130,7 @@ func TestCallToolDoesNotChangeParams(t *testing.T) {
 
 func TestResumeToolHidden(t *testing.T) {
 	for _, show := range []bool{false, true} {
-		c, err := resilient.Connect(context.Background(), newClient(), inMemory(t, echoServer()), &resilient.Options{ShowResumeTool: show})
+		c, err := resilient.Connect(context.Background(), newClient(), first(inMemory(t, echoServer())), &resilient.Options{ShowResumeTool: show})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +165,7 @@ func TestResumeToolHidden(t *testing.T) {
 
 // The raw SDK session and the Client are interchangeable behind Session.
 func TestSessionInterface(t *testing.T) {
-	factory := inMemory(t, echoServer())
+	factory, _ := inMemory(t, echoServer())
 	raw, err := newClient().Connect(context.Background(), factory(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -180,35 +188,14 @@ func TestSessionInterface(t *testing.T) {
 // A peer that dies (as a crashed stdio server does) closes the session; the
 // client replaces it and replays a read. Sessions without IDs skip resume.
 func TestPeerDiesSessionReplaced(t *testing.T) {
-	server := echoServer()
-	var mu sync.Mutex
-	var sessions []*mcp.ServerSession
-	factory := func() mcp.Transport {
-		ct, st := mcp.NewInMemoryTransports()
-		ss, err := server.Connect(context.Background(), st, nil)
-		if err != nil {
-			t.Errorf("server.Connect: %v", err)
-			return nil
-		}
-		mu.Lock()
-		sessions = append(sessions, ss)
-		mu.Unlock()
-		return ct
-	}
-	t.Cleanup(func() {
-		for _, ss := range sessions {
-			_ = ss.Close()
-		}
-	})
+	factory, made := inMemory(t, echoServer())
 	events := &eventLog{}
 	c, err := resilient.Connect(context.Background(), newClient(), factory, &resilient.Options{Retry: fastPolicy, OnEvent: events.add})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	mu.Lock()
-	_ = sessions[0].Close()
-	mu.Unlock()
+	_ = made()[0].Close()
 	_ = c.Session().Wait() // the client side sees the peer go
 
 	res, err := c.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "again"}})
@@ -223,3 +210,5 @@ func TestPeerDiesSessionReplaced(t *testing.T) {
 		t.Errorf("%d reconnected events, want 1", n)
 	}
 }
+
+func first[A, B any](a A, _ B) A { return a }

@@ -45,11 +45,7 @@ func run(out io.Writer) error {
 	defer cluster.Close()
 	say("cluster: 3 MCP backends behind a sticky balancer at %s, one shared session store", cluster.URL())
 
-	client := mcp.NewClient(&mcp.Implementation{Name: "failover-demo", Version: "1"}, nil)
-	c, err := resilient.Connect(ctx, client, resilient.StreamableHTTP(cluster.URL(), nil), &resilient.Options{
-		Retry:   retry.Policy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
-		OnEvent: func(ev resilient.Event) { narrate(say, ev) },
-	})
+	c, err := connect(ctx, cluster.URL(), say)
 	if err != nil {
 		return err
 	}
@@ -178,11 +174,7 @@ func dedupStep(ctx context.Context, say func(string, ...any)) error {
 		return err
 	}
 	defer cluster.Close()
-	client := mcp.NewClient(&mcp.Implementation{Name: "failover-demo", Version: "1"}, nil)
-	c, err := resilient.Connect(ctx, client, resilient.StreamableHTTP(cluster.URL(), nil), &resilient.Options{
-		Retry:   retry.Policy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
-		OnEvent: func(ev resilient.Event) { narrate(say, ev) },
-	})
+	c, err := connect(ctx, cluster.URL(), say)
 	if err != nil {
 		return err
 	}
@@ -217,6 +209,16 @@ func dedupStep(ctx context.Context, say func(string, ...any)) error {
 		return fmt.Errorf("counter %d after %d runs, want 2 and 2", n, cluster.ToolRuns("increment_counter"))
 	}
 	return nil
+}
+
+// connect returns a resilient client on url that narrates what it does on
+// its own.
+func connect(ctx context.Context, url string, say func(string, ...any)) (*resilient.Client, error) {
+	client := mcp.NewClient(&mcp.Implementation{Name: "failover-demo", Version: "1"}, nil)
+	return resilient.Connect(ctx, client, resilient.StreamableHTTP(url, nil), &resilient.Options{
+		Retry:   retry.Policy{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
+		OnEvent: func(ev resilient.Event) { narrate(say, ev) },
+	})
 }
 
 // narrate prints the client's own actions as they happen.
