@@ -50,6 +50,7 @@ func run[R any](ctx context.Context, c *Client, o op, f func(context.Context, *m
 	start := time.Now()
 	var bo backoff.BackOff
 	replay := false // the next attempt re-sends after a reconnect
+	var last error  // the previous attempt's failure
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return zero, err
@@ -60,6 +61,9 @@ func run[R any](ctx context.Context, c *Client, o op, f func(context.Context, *m
 		}
 		done, err := c.allow()
 		if err != nil {
+			if last != nil {
+				err = fmt.Errorf("%w; last failure: %w", err, last)
+			}
 			return zero, err
 		}
 		if attempt > 1 {
@@ -108,6 +112,7 @@ func run[R any](ctx context.Context, c *Client, o op, f func(context.Context, *m
 		c.emit(Event{Kind: EventAttemptFailed, Method: o.method, Tool: o.tool, Class: class, Attempt: attempt, Err: err,
 			SessionID: cur.cs.ID(), Generation: cur.gen})
 
+		last = err
 		call, known := c.describe(o, cur)
 		d := retry.Decide(ctx, p, class, call, cur.isDead())
 		if d.Reconnect {
