@@ -30,7 +30,7 @@ func newServer(store resume.Store) *mcp.Server {
 		if err != nil {
 			return nil, recallOut{}, err
 		}
-		return nil, recallOut{Text: in.Text}, v.Set(ctx, "text", []byte(in.Text))
+		return nil, recallOut(in), v.Set(ctx, "text", []byte(in.Text))
 	})
 	mcp.AddTool(s, &mcp.Tool{Name: "recall"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, recallOut, error) {
 		v, err := resume.SessionValues(store, req)
