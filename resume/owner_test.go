@@ -21,19 +21,7 @@ import (
 // no UserID); a request without the header is unauthenticated.
 func authServer(t *testing.T, store Store) string {
 	t.Helper()
-	server := mcp.NewServer(&mcp.Implementation{Name: "resume-auth-test", Version: "1"}, nil)
-	AddTool(server, store, nil)
-	type putIn struct {
-		Key   string `json:"key"`
-		Value string `json:"value"`
-	}
-	mcp.AddTool(server, &mcp.Tool{Name: "put"}, func(ctx context.Context, req *mcp.CallToolRequest, in putIn) (*mcp.CallToolResult, any, error) {
-		v, err := SessionValues(store, req)
-		if err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, v.Set(ctx, in.Key, []byte(in.Value))
-	})
+	server := putServer(store, nil)
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
 	verify := func(_ context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
 		info := &auth.TokenInfo{Expiration: time.Now().Add(time.Hour)}

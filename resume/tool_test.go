@@ -35,19 +35,7 @@ func (c *copyCounter) Copy(ctx context.Context, from, to string, ttl time.Durati
 // into the caller's session, over stateful streamable HTTP on loopback.
 func resumeServer(t *testing.T, store Store, opts *ToolOptions) string {
 	t.Helper()
-	server := mcp.NewServer(&mcp.Implementation{Name: "resume-test", Version: "1"}, nil)
-	AddTool(server, store, opts)
-	type putIn struct {
-		Key   string `json:"key"`
-		Value string `json:"value"`
-	}
-	mcp.AddTool(server, &mcp.Tool{Name: "put"}, func(ctx context.Context, req *mcp.CallToolRequest, in putIn) (*mcp.CallToolResult, any, error) {
-		v, err := SessionValues(store, req)
-		if err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, v.Set(ctx, in.Key, []byte(in.Value))
-	})
+	server := putServer(store, opts)
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
@@ -370,4 +358,23 @@ func FuzzValidateSessionID(f *testing.F) {
 			t.Errorf("error for %q is %d bytes long", id, len(err.Error()))
 		}
 	})
+}
+
+// putServer is an MCP server with resume_session and a tool "put" that
+// stores {"key","value"} in the caller's session.
+func putServer(store Store, opts *ToolOptions) *mcp.Server {
+	server := mcp.NewServer(&mcp.Implementation{Name: "resume-test", Version: "1"}, nil)
+	AddTool(server, store, opts)
+	type putIn struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	}
+	mcp.AddTool(server, &mcp.Tool{Name: "put"}, func(ctx context.Context, req *mcp.CallToolRequest, in putIn) (*mcp.CallToolResult, any, error) {
+		v, err := SessionValues(store, req)
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, v.Set(ctx, in.Key, []byte(in.Value))
+	})
+	return server
 }
