@@ -76,11 +76,12 @@ func (c *Cluster) startBackend(i int, addr string) (*backend, error) {
 	return b, nil
 }
 
-// stopBackend kills b. The order matters: the balancer stops choosing it and
-// abandons its requests first, so that clients see their connections drop;
-// then cancelling b.ctx ends every tool call and hanging SSE stream, which
-// lets the SDK sessions close without waiting for work that would never
-// finish.
+// stopBackend kills b. The order matters: the balancer stops choosing it;
+// cancelling b.ctx ends every tool call and hanging SSE stream (which lets
+// the SDK sessions close without waiting for work that would never finish);
+// only then does the balancer abandon b's requests, so that clients see
+// their connections drop after b has stopped working, as with a dead
+// process.
 func (c *Cluster) stopBackend(b *backend) {
 	c.mu.Lock()
 	if b.stopped {
@@ -95,10 +96,14 @@ func (c *Cluster) stopBackend(b *backend) {
 	}
 	c.mu.Unlock()
 
+	// The backend's work ends first, as in a process that dies: once its
+	// clients see their connections drop, no tool of it may still write
+	// (a late write would land after the client resumed elsewhere). Its
+	// answers are not sent either (diesMidResponse).
+	b.cancel()
 	for _, cancel := range cancels {
 		cancel()
 	}
-	b.cancel()
 	b.srv.Close()
 	for ss := range b.server.Sessions() {
 		ss.Close()

@@ -71,10 +71,8 @@ func (c *Cluster) newMCPServer(b *backend) (*mcp.Server, error) {
 // (the SDK detaches handlers from the HTTP request, so a dying listener
 // alone would not stop them), counted by Cluster.Running while it runs.
 func (c *Cluster) around(b *backend, ctx context.Context, tool string, next func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := b.bind(ctx)
 	defer cancel()
-	stop := context.AfterFunc(b.ctx, cancel)
-	defer stop()
 	c.running(tool, 1)
 	defer c.running(tool, -1)
 	return next(ctx)
@@ -84,10 +82,32 @@ func (c *Cluster) around(b *backend, ctx context.Context, tool string, next func
 // backend b is killed.
 func (b *backend) dieWith(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-		ctx, cancel := context.WithCancel(ctx)
+		ctx, cancel := b.bind(ctx)
 		defer cancel()
-		stop := context.AfterFunc(b.ctx, cancel)
-		defer stop()
 		return next(ctx, method, req)
 	}
+}
+
+// bind returns a context that ends with ctx or with backend b. Its Err
+// reports b's death at once: context.AfterFunc propagates a cancellation
+// on another goroutine, and in that gap a tool of a killed backend could
+// still write to the store, or its failure could be taken for an answer,
+// as no tool of a dead process can.
+func (b *backend) bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(b.ctx, cancel)
+	return dying{Context: ctx, life: b.ctx}, func() { stop(); cancel() }
+}
+
+// dying is a context whose Err also reports the end of life.
+type dying struct {
+	context.Context
+	life context.Context
+}
+
+func (d dying) Err() error {
+	if err := d.life.Err(); err != nil {
+		return err
+	}
+	return d.Context.Err()
 }
