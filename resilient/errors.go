@@ -19,4 +19,4 @@ var ErrCircuitOpen = errors.New("resilient: circuit breaker open")
 // server that does not deduplicate). The error also wraps the cause. The
 // client has already moved to a fresh session; the caller decides whether
 // to call again (check the server's state first when it matters).
-var ErrOutcomeUnknown = errors.New("resilient: outcome unknown, not replayed")
+var ErrOutcomeUnknown = errors.New("resilient: outcome unknown (the request was sent and its answer lost; it may have run), not replayed")

@@ -63,6 +63,7 @@ func (c *Client) runReconnect(f *flight, old *conn, cause error) {
 	var obs *observer
 	attempts := 0
 	var last error
+	refused := false // the server refused the handshake: not a matter of retrying
 	dial := func() error {
 		if c.ctx.Err() != nil {
 			return backoff.Permanent(ErrClosed)
@@ -91,6 +92,7 @@ func (c *Client) runReconnect(f *flight, old *conn, cause error) {
 				// it is healthy, and retrying cannot help.
 				done(nil)
 				last = err
+				refused = true
 				return backoff.Permanent(err)
 			}
 			done(err)
@@ -152,7 +154,7 @@ func (c *Client) runReconnect(f *flight, old *conn, cause error) {
 			_ = cs.Close()
 		}
 	}
-	if err != nil && !errors.Is(err, ErrCircuitOpen) && !errors.Is(err, ErrClosed) {
+	if err != nil && !refused && !errors.Is(err, ErrCircuitOpen) && !errors.Is(err, ErrClosed) {
 		if last == nil {
 			last = err
 		}
