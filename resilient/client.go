@@ -167,6 +167,17 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 	}
 	c.cur = c.watch(cs, obs, 1)
 	c.resumeFrom = cs.ID()
+	if opts.ResumeFrom != "" {
+		c.resumeFrom = opts.ResumeFrom
+		events, err := c.resume(cs, opts.ResumeFrom)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("resilient: connect: resume from %q: %w", opts.ResumeFrom, err)
+		}
+		for _, ev := range events {
+			c.emit(ev)
+		}
+	}
 	c.log.Info("connected", zap.String("session_id", cs.ID()), zap.Uint64("generation", 1),
 		zap.String("protocol_version", c.sessionOpts.ProtocolVersion))
 	return c, nil

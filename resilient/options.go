@@ -28,6 +28,16 @@ type Options struct {
 	// [resume.Tool]{} (the resume_session tool); [resume.None] disables it.
 	Resumer resume.Resumer
 
+	// ResumeFrom, when set, is the ID of a session of an earlier process
+	// (an agent or CLI that restarted) whose server-side state the client
+	// takes over at Connect: the Resumer is called on the first session
+	// with this ID, as after a reconnect. Record [Client.ID] (or
+	// Stats().SessionID) before exiting to fill it next time. The outcome is
+	// reported like a reconnect's (EventResumed, EventResumeSkipped or
+	// EventResumeFailed, and Stats); a failed resume does not fail Connect.
+	// Default "": start from a new session's empty state.
+	ResumeFrom string
+
 	// SessionOptions are passed to every mcp.Client.Connect. After the first
 	// connection the client pins the protocol version it negotiated, so
 	// reconnects do not probe the server again.
