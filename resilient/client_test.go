@@ -86,7 +86,7 @@ func TestConnectRejectsBadInput(t *testing.T) {
 		{"multiplier below 1", newClient(), factory, &resilient.Options{Retry: retry.Policy{Multiplier: 0.5}}, "Multiplier"},
 		{"negative connect timeout", newClient(), factory, &resilient.Options{ConnectTimeout: -time.Second}, "ConnectTimeout"},
 		{"negative breaker timeout", newClient(), factory, &resilient.Options{Breaker: resilient.BreakerSettings{OpenTimeout: -1}}, "Breaker.OpenTimeout"},
-		{"negative half-open requests", newClient(), factory, &resilient.Options{Breaker: resilient.BreakerSettings{HalfOpenRequests: -1}}, "HalfOpenRequests"},
+		{"negative max open timeout", newClient(), factory, &resilient.Options{Breaker: resilient.BreakerSettings{MaxOpenTimeout: -1}}, "Breaker.MaxOpenTimeout"},
 		{"negative budget ratio", newClient(), factory, &resilient.Options{Budget: resilient.BudgetSettings{Ratio: -1}}, "Budget.Ratio"},
 		{"factory returns nil", newClient(), func() mcp.Transport { return nil }, nil, "nil transport"},
 		{"unreachable server", newClient(), resilient.StreamableHTTP("http://127.0.0.1:1/mcp", nil), nil, "connection refused"},
