@@ -219,6 +219,11 @@ func (cl *call) backoff(attempt int, pr *probe, err error) error {
 	if ra := pr.retryAfterHint(); ra > wait {
 		wait, reason = ra, "Retry-After beyond the call's time bound"
 	}
+	if dl, ok := cl.ctx.Deadline(); ok && time.Until(dl) < wait {
+		// The caller's deadline comes first: the call ends with it, now
+		// rather than at the deadline.
+		return context.DeadlineExceeded
+	}
 	if dl, ok := cl.wctx.Deadline(); ok && time.Until(dl) < wait {
 		return &retry.ExhaustedError{Attempts: attempt, Reason: reason, Last: err}
 	}

@@ -206,7 +206,7 @@ func TestPeerDiesSessionReplaced(t *testing.T) {
 	if s.Reconnects != 1 || s.ResumesSkipped != 1 || s.Generation != 2 {
 		t.Errorf("Stats = %+v, want 1 reconnect, resume skipped (no session ID), generation 2", s)
 	}
-	if n := len(events.of(resilient.EventReconnected)); n != 1 {
+	if n := len(events.waitFor(t, resilient.EventReconnected, 1)); n != 1 {
 		t.Errorf("%d reconnected events, want 1", n)
 	}
 }
