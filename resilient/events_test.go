@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,14 +161,22 @@ func TestOnEventMayCallClient(t *testing.T) {
 	cl := startCluster(t, nil)
 	var c *resilient.Client
 	inner := make(chan error, 1)
+	var mu sync.Mutex
 	var order []resilient.EventKind
+	replayed := make(chan struct{})
+	var once sync.Once
 	c, _ = connect(t, cl, &resilient.Options{OnEvent: func(ev resilient.Event) {
-		order = append(order, ev.Kind) // events come one at a time here
-		if ev.Kind == resilient.EventReconnected {
+		mu.Lock()
+		order = append(order, ev.Kind)
+		mu.Unlock()
+		switch ev.Kind {
+		case resilient.EventReconnected:
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			_, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "get_counter"})
 			inner <- err
+		case resilient.EventReplayed:
+			once.Do(func() { close(replayed) })
 		}
 	}})
 	mustCounter(t, c, "increment_counter")
@@ -178,16 +188,11 @@ func TestOnEventMayCallClient(t *testing.T) {
 	if err := <-inner; err != nil {
 		t.Errorf("CallTool from OnEvent: %v", err)
 	}
-	var reconnected, replayed int
-	for i, k := range order {
-		switch k {
-		case resilient.EventReconnected:
-			reconnected = i
-		case resilient.EventReplayed:
-			replayed = i
-		}
-	}
-	if replayed < reconnected {
-		t.Errorf("events %v: replayed before reconnected", order)
+	<-replayed
+	mu.Lock()
+	defer mu.Unlock()
+	reconnected, replay := slices.Index(order, resilient.EventReconnected), slices.Index(order, resilient.EventReplayed)
+	if reconnected < 0 || replay < reconnected {
+		t.Errorf("events %v: want reconnected before replayed", order)
 	}
 }
