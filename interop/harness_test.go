@@ -354,3 +354,18 @@ func callInt(t *testing.T, s resilient.Session, tool string, within time.Duratio
 	res, err := call(s, tool, nil, within)
 	return intResult(t, res, err)
 }
+
+// asJSON returns v as its JSON form decoded into plain values, for
+// comparing SDK results (whose unexported fields go-cmp cannot see).
+func asJSON(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("encoding %T: %v", v, err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
