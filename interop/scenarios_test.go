@@ -274,6 +274,7 @@ func TestOutage(t *testing.T) {
 				if time.Since(ready) > 15*time.Second {
 					t.Fatalf("calls still fail 15s after the server came back: %v\nevents:\n  %s", err, ev)
 				}
+				time.Sleep(50 * time.Millisecond) // poll interval: an open breaker answers at once
 			}
 			if err := <-through; err != nil {
 				t.Errorf("a call started at the outage with a 25s deadline = %v, want it to ride through the 10s outage\nevents:\n  %s", err, ev)
