@@ -286,3 +286,25 @@ func TestOutage(t *testing.T) {
 		})
 	}
 }
+
+// TestMcpGoNeedsPin shows finding 5 of issue 10: go-sdk negotiates
+// 2026-07-28 with mcp-go v1.2.1 and gets no session (nothing to resume);
+// pinned to 2025-11-25 it gets one.
+func TestMcpGoNeedsPin(t *testing.T) {
+	e := newEnv(t)
+	s := mcpgoServer(t, e, "stateful")
+	start := time.Now()
+	s.pin = ""
+	s.stateless = true // what the unpinned client sees
+	unpinned, _ := e.connect(s)
+	if v := unpinned.InitializeResult().ProtocolVersion; v == "2025-11-25" {
+		t.Errorf("unpinned client negotiated %s; mcp-go v1.2.1 was expected to accept a newer version", v)
+	}
+	s.pin, s.stateless = "2025-11-25", false
+	pinned, _ := e.connect(s)
+	if pinned.ID() == "" || pinned.InitializeResult().ProtocolVersion != "2025-11-25" {
+		t.Errorf("pinned client: session %q, protocol %s; want a session under 2025-11-25", pinned.ID(), pinned.InitializeResult().ProtocolVersion)
+	}
+	report(t, "mcp-go-stateful", "streamable", "needs-protocol-pin", start,
+		"unpinned: protocol "+unpinned.InitializeResult().ProtocolVersion+", no session")
+}
