@@ -27,7 +27,8 @@ func (rejectingResumer) Resume(context.Context, *mcp.ClientSession, string) (res
 // agrees.
 func TestEventKinds(t *testing.T) {
 	seen := map[resilient.EventKind][]resilient.Event{}
-	record := func(events *eventLog, _ *resilient.Client) {
+	record := func(events *eventLog, c *resilient.Client) {
+		_ = c.Close() // delivers the events still queued
 		events.mu.Lock()
 		for _, ev := range events.events {
 			seen[ev.Kind] = append(seen[ev.Kind], ev)
@@ -78,20 +79,28 @@ func TestEventKinds(t *testing.T) {
 	t.Run("reconnect fails, breaker opens", func(t *testing.T) {
 		cl := startCluster(t, &testserver.Options{Backends: 1})
 		c, events := connect(t, cl, &resilient.Options{
-			Retry:   retry.Policy{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond},
+			Retry:   retry.Policy{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxElapsed: 300 * time.Millisecond},
 			Breaker: resilient.BreakerSettings{ConsecutiveFailures: 2, OpenTimeout: time.Minute},
 		})
 		mustCounter(t, c, "get_counter")
 		cl.Inject(testserver.Fault{Kind: testserver.Unavailable, Method: "initialize", Count: 100})
 		cl.Inject(testserver.Fault{Kind: testserver.NotFoundPlain, Method: "tools/call"})
+		// The call rides the outage out until its own bound...
 		_, err := callCounter(ctx, t, c, "get_counter")
-		if !errors.Is(err, resilient.ErrCircuitOpen) {
+		if !errors.Is(err, retry.ErrExhausted) {
+			t.Errorf("err = %v, want ErrExhausted (max elapsed time)", err)
+		}
+		// ...and a call made while the breaker is open fails at once.
+		if _, err := callCounter(ctx, t, c, "get_counter"); !errors.Is(err, resilient.ErrCircuitOpen) {
 			t.Errorf("err = %v, want ErrCircuitOpen", err)
 		}
-		if s := c.Stats(); s.ReconnectFailures != 1 || s.Breaker != "open" {
-			t.Errorf("Stats = %+v, want 1 failed reconnect and the breaker open", s)
+		if s := c.Stats(); s.Breaker != "open" || s.Dials < 3 {
+			t.Errorf("Stats = %+v, want the breaker open after 2 failed dials", s)
 		}
-		record(events, c)
+		record(events, c) // Close ends the reconnect: reconnect_failed
+		if s := c.Stats(); s.ReconnectFailures != 1 {
+			t.Errorf("Stats.ReconnectFailures = %d after Close cut the reconnect, want 1", s.ReconnectFailures)
+		}
 	})
 	t.Run("budget exhausted", func(t *testing.T) {
 		cl := startCluster(t, nil)

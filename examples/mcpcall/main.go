@@ -39,7 +39,7 @@
 // each reconnect (default 4); -timeout the whole command (default 60s).
 // -replay-unsafe replays a call whose outcome is unknown even when the tool
 // is not known to be idempotent (retry.Idempotent), so it may run twice; -key
-// sets the call's idempotency key (retry.WithIdempotencyKey), which a server
+// sets the call's idempotency key (in its _meta), which a server
 // running resume.Dedup scopes per authenticated user, else per session: mcpcall
 // sends no credentials, so a key repeated in a later run does not stop the
 // call from running again. -v tells more on stderr.
@@ -152,7 +152,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.protocol, "protocol-version", "", "pin the MCP protocol `VERSION`, e.g. 2025-11-25 (default: negotiate the newest)")
 	fs.StringVar(&cfg.sessionFile, "session", "", "keep server state across runs: resume the session recorded in `FILE` (if any)\nbefore the command, and record the session this run ended on")
 	fs.StringVar(&cfg.stdio, "stdio", "", "run `COMMAND` as a stdio server instead of -url (one string; '...', \"...\" and \\ quote\nas in a shell, nothing is expanded); it is restarted on reconnect")
-	fs.IntVar(&cfg.attempts, "attempts", retry.DefaultMaxAttempts, "`N` attempts per call and per reconnect, the first included; 1 never retries")
+	fs.IntVar(&cfg.attempts, "attempts", 0, "`N` attempts (sends) per call, the first included; 1 never sends twice; 0: no cap,\nthe call is bounded by -timeout")
 	fs.DurationVar(&cfg.timeout, "timeout", 60*time.Second, "deadline for the whole command, connecting included")
 	fs.BoolVar(&cfg.verbose, "v", false, "verbose: also every failed attempt, breaker change and full session IDs on stderr,\nand the call's arguments")
 	fs.BoolVar(&cfg.replayUnsafe, "replay-unsafe", false, "replay the call even if it is not idempotent: when the connection dies after\nsending it, run it again (it may then run twice) instead of exiting 3")
@@ -538,13 +538,14 @@ func (r *runner) call(parent, ctx context.Context, c *resilient.Client) int {
 	if r.cfg.replayUnsafe {
 		ctx = retry.Idempotent(ctx)
 	}
-	if r.cfg.key != "" {
-		ctx = retry.WithIdempotencyKey(ctx, r.cfg.key)
-	}
 	if r.cfg.verbose {
 		r.say.say("calling %s with %s", r.cfg.tool, compact(r.cfg.args))
 	}
-	res, err := c.CallTool(ctx, &mcp.CallToolParams{Name: r.cfg.tool, Arguments: r.cfg.args})
+	params := &mcp.CallToolParams{Name: r.cfg.tool, Arguments: r.cfg.args}
+	if r.cfg.key != "" {
+		params.Meta = mcp.Meta{resume.IdempotencyKeyMeta: r.cfg.key}
+	}
+	res, err := c.CallTool(ctx, params)
 	if err != nil {
 		return r.fail(parent, ctx, "call "+r.cfg.tool, err)
 	}
