@@ -35,8 +35,9 @@
 // the server. -header 'Name: value' (repeatable) adds a header to every HTTP
 // request, such as a bearer token; -protocol-version pins the MCP protocol
 // version (some servers, mcp-go's among them, give sessions only under
-// 2025-11-25); -session FILE keeps the session's state across runs (above). -attempts bounds the attempts of the call and of
-// each reconnect (default 4); -timeout the whole command (default 60s).
+// 2025-11-25); -session FILE keeps the session's state across runs (above).
+// -attempts caps the sends of the call (default 0: no cap, the call is
+// bounded by time); -timeout the whole command (default 60s).
 // -replay-unsafe replays a call whose outcome is unknown even when the tool
 // is not known to be idempotent (retry.Idempotent), so it may run twice; -key
 // sets the call's idempotency key (in its _meta), which a server
@@ -233,8 +234,8 @@ func parseArgs(args []string) (config, error) {
 		}
 		cfg.argv = argv
 	}
-	if cfg.attempts < 1 {
-		return cfg, fmt.Errorf("-attempts %d: want 1 or more", cfg.attempts)
+	if cfg.attempts < 0 {
+		return cfg, fmt.Errorf("-attempts %d: want 0 (no cap) or more", cfg.attempts)
 	}
 	if cfg.timeout <= 0 {
 		return cfg, fmt.Errorf("-timeout %v: want a positive duration such as 30s", cfg.timeout)
