@@ -93,14 +93,18 @@ func StreamableHTTPTransport(template mcp.StreamableClientTransport) TransportFa
 // SSETransport returns a factory of 2024-11-05 HTTP+SSE transports made
 // from template (Endpoint, HTTPClient, MaxEventSize), copied when the
 // factory is made. nil HTTPClient means http.DefaultClient; MaxEventSize 0
-// means [mcp.DefaultMaxEventSize]. As with [SSE], sessions have no ID, so
-// nothing is resumed after a reconnect, and the client cannot see whether a
-// failed tools/call reached the server: such a call is treated as possibly
-// run unless it is safe to replay for another reason.
+// means [mcp.DefaultMaxEventSize]. Like [SSE], it wraps (a copy of) the
+// HTTP client's Transport to watch each request. Sessions have no ID, so
+// nothing is resumed after a reconnect. An empty or malformed Endpoint
+// fails each connection attempt with the SDK's error.
 func SSETransport(template mcp.SSEClientTransport) TransportFactory {
 	endpoint, hc, maxEvent := template.Endpoint, template.HTTPClient, template.MaxEventSize
 	return func() mcp.Transport {
-		return &mcp.SSEClientTransport{Endpoint: endpoint, HTTPClient: hc, MaxEventSize: maxEvent}
+		obs := newObserver()
+		return &sseTransport{
+			SSEClientTransport: &mcp.SSEClientTransport{Endpoint: endpoint, HTTPClient: observedClient(hc, obs), MaxEventSize: maxEvent},
+			obs:                obs,
+		}
 	}
 }
 

@@ -135,7 +135,8 @@ func TestStreamableHTTPTransportBearer(t *testing.T) {
 }
 
 func TestSSETransportCopiesSettings(t *testing.T) {
-	hc := &http.Client{}
+	userRT := headerRT{name: "X", value: "y", next: http.DefaultTransport}
+	hc := &http.Client{Transport: userRT}
 	template := mcp.SSEClientTransport{Endpoint: "http://127.0.0.1:1/sse", HTTPClient: hc, MaxEventSize: 99}
 	factory := SSETransport(template)
 	template.Endpoint = "http://changed.invalid/"
@@ -143,12 +144,19 @@ func TestSSETransportCopiesSettings(t *testing.T) {
 	if a == b {
 		t.Error("two connections share a transport, want a new one each")
 	}
-	got, ok := a.(*mcp.SSEClientTransport)
+	got, ok := a.(*sseTransport)
 	if !ok {
-		t.Fatalf("transport is %T, want *mcp.SSEClientTransport", a)
+		t.Fatalf("transport is %T, want *sseTransport (observed requests)", a)
 	}
-	if got.Endpoint != "http://127.0.0.1:1/sse" || got.HTTPClient != hc || got.MaxEventSize != 99 {
-		t.Errorf("transport = %+v, want the template as it was when the factory was made", *got)
+	if got.Endpoint != "http://127.0.0.1:1/sse" || got.MaxEventSize != 99 {
+		t.Errorf("transport = {Endpoint %q, MaxEventSize %d}, want the template as it was when the factory was made", got.Endpoint, got.MaxEventSize)
+	}
+	ort, ok := got.HTTPClient.Transport.(*observingRoundTripper)
+	if !ok || ort.next != userRT || ort.obs != got.obs {
+		t.Errorf("HTTPClient.Transport is %T, want an observer (the transport's own) over the caller's RoundTripper", got.HTTPClient.Transport)
+	}
+	if hc.Transport != userRT {
+		t.Errorf("caller's HTTPClient.Transport changed to %T", hc.Transport)
 	}
 }
 
