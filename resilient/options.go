@@ -82,9 +82,12 @@ type Options struct {
 // per open period; the first probe that connects closes it. Calls already
 // waiting for a reconnect when it opens keep waiting, within their bounds.
 type BreakerSettings struct {
-	// ConsecutiveFailures opens the breaker. 0 means 5; negative disables
-	// the breaker (the client then dials with the policy's backoff for as
-	// long as a reconnect lasts).
+	// ConsecutiveFailures opens the breaker. 0 means 10: with the default
+	// policy, a single caller's server must be unreachable for about 5s,
+	// so that a restart is ridden through without failing new calls, while
+	// many callers failing at once open it at once. Negative disables the
+	// breaker (the client then dials with the policy's backoff for as long
+	// as a reconnect lasts).
 	ConsecutiveFailures int
 	// OpenTimeout is the first open period: how long the breaker stays
 	// open before its first probe. Each failed probe doubles it, up to
@@ -109,7 +112,7 @@ type BudgetSettings struct {
 
 const (
 	defaultConnectTimeout = 10 * time.Second
-	defaultBreakerFails   = 5
+	defaultBreakerFails   = 10
 	defaultOpenTimeout    = time.Second
 	defaultMaxOpenTimeout = 2 * time.Second
 )

@@ -33,11 +33,16 @@ func StreamableHTTP(endpoint string, hc *http.Client) TransportFactory {
 }
 
 // SSE returns a factory of transports for the 2024-11-05 HTTP+SSE
-// protocol, to endpoint. hc may be nil (http.DefaultClient). Its sessions
-// have no ID, so nothing is resumed after a reconnect.
+// protocol, to endpoint. hc may be nil (http.DefaultClient); its Transport
+// is wrapped, not changed, to watch each request as StreamableHTTP's do.
+// Its sessions have no ID, so nothing is resumed after a reconnect.
 func SSE(endpoint string, hc *http.Client) TransportFactory {
 	return func() mcp.Transport {
-		return &mcp.SSEClientTransport{Endpoint: endpoint, HTTPClient: hc}
+		obs := newObserver()
+		return &sseTransport{
+			SSEClientTransport: &mcp.SSEClientTransport{Endpoint: endpoint, HTTPClient: observedClient(hc, obs)},
+			obs:                obs,
+		}
 	}
 }
 
