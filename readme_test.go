@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/oauth2"
 
 	"github.com/mcpkit/resilience/resilient"
 	"github.com/mcpkit/resilience/resume"
@@ -39,6 +40,7 @@ var (
 	_ = resilient.Connect
 	_ = resume.Dedup
 	_ = retry.Idempotent
+	_ = oauth2.NewClient
 )
 
 func snippet(ctx context.Context, server *mcp.Server, store resume.Store) error {

@@ -114,6 +114,16 @@
 // version negotiated first is pinned for every reconnect. The resume tool
 // is hidden from ListTools and Tools unless [Options].ShowResumeTool.
 //
+// # Arguments
+//
+// A tools/call goes out with the Arguments the caller gave, as the raw
+// session sends them: the client is a drop-in, and code written against
+// [Session] behaves the same with either. An untyped nil becomes {} (the
+// SDK does that), but a nil map (map[string]any(nil)) or a nil
+// json.RawMessage is sent as "arguments": null, which servers of the
+// TypeScript SDK refuse with -32602 ("expected record, received null").
+// Pass nil or an empty map for a tool without arguments.
+//
 // # Observing
 //
 // [Options].Logger receives zap logs (attempts at Debug, reconnects and
