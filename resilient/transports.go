@@ -23,13 +23,7 @@ type TransportFactory func() mcp.Transport
 // replayed). With another factory, a tools/call that fails with a lost
 // session is treated as possibly run.
 func StreamableHTTP(endpoint string, hc *http.Client) TransportFactory {
-	return func() mcp.Transport {
-		obs := newObserver()
-		return &httpTransport{
-			StreamableClientTransport: &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: observedClient(hc, obs)},
-			obs:                       obs,
-		}
-	}
+	return StreamableHTTPTransport(mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc})
 }
 
 // SSE returns a factory of transports for the 2024-11-05 HTTP+SSE
@@ -37,13 +31,7 @@ func StreamableHTTP(endpoint string, hc *http.Client) TransportFactory {
 // is wrapped, not changed, to watch each request as StreamableHTTP's do.
 // Its sessions have no ID, so nothing is resumed after a reconnect.
 func SSE(endpoint string, hc *http.Client) TransportFactory {
-	return func() mcp.Transport {
-		obs := newObserver()
-		return &sseTransport{
-			SSEClientTransport: &mcp.SSEClientTransport{Endpoint: endpoint, HTTPClient: observedClient(hc, obs)},
-			obs:                obs,
-		}
-	}
+	return SSETransport(mcp.SSEClientTransport{Endpoint: endpoint, HTTPClient: hc})
 }
 
 // Command returns a factory of stdio transports, each running a new process
@@ -51,13 +39,7 @@ func SSE(endpoint string, hc *http.Client) TransportFactory {
 // restarts the server process. newCmd returning nil fails the connection
 // attempt.
 func Command(newCmd func() *exec.Cmd) TransportFactory {
-	return func() mcp.Transport {
-		cmd := newCmd()
-		if cmd == nil {
-			return nil
-		}
-		return &mcp.CommandTransport{Command: cmd}
-	}
+	return CommandTransport(newCmd, 0)
 }
 
 // StreamableHTTPTransport returns a factory of streamable HTTP transports
