@@ -148,6 +148,12 @@ func (cl *call) facts(attempt int, cur *conn, pr *probe, err error) retry.Attemp
 		IgnoreAnnotations: cl.p.IgnoreAnnotations,
 	}
 	in.Request, in.Status = pr.evidence()
+	if !in.CallerDone && !in.Closed {
+		// Reported now, before the reconnect it may cause: events come in
+		// the order things happened.
+		c.emit(Event{Kind: EventAttemptFailed, Method: cl.o.method, Tool: cl.o.tool, Class: class, Attempt: attempt, Err: err,
+			SessionID: cur.cs.ID(), Generation: cur.gen})
+	}
 	return in
 }
 
@@ -190,8 +196,6 @@ func (cl *call) report(attempt int, cur *conn, in retry.Attempt, d retry.Decisio
 	c.log.Debug("attempt failed", zap.String("method", cl.o.method), zap.String("session_id", cur.cs.ID()),
 		zap.Uint64("generation", cur.gen), zap.Int("attempt", attempt), zap.Stringer("class", in.Class),
 		zap.Int("status", in.Status), zap.Stringer("action", d.Action), zap.Error(err))
-	c.emit(Event{Kind: EventAttemptFailed, Method: cl.o.method, Tool: cl.o.tool, Class: in.Class, Attempt: attempt, Err: err,
-		SessionID: cur.cs.ID(), Generation: cur.gen})
 	switch d.Action {
 	case retry.ActReplay:
 		c.emit(Event{Kind: EventReplayed, Method: cl.o.method, Tool: cl.o.tool, Class: in.Class, Attempt: attempt + 1})
