@@ -216,7 +216,7 @@ func (c *Client) connectFirst(ctx context.Context, once bool) (*conn, error) {
 		}
 		class := retry.Classify(err)
 		c.emit(Event{Kind: EventAttemptFailed, Method: "initialize", Class: class, Attempt: attempt, Err: err})
-		if once || class == retry.Protocol {
+		if once || class == retry.Protocol || errors.Is(err, errNilTransport) {
 			return nil, fmt.Errorf("resilient: connect: %w", err)
 		}
 		wait := bo.NextBackOff()
@@ -271,12 +271,16 @@ func advertisesDedup(cs *mcp.ClientSession) bool {
 	return ok
 }
 
+// errNilTransport fails a dial whose factory returned no transport: a bug
+// of the factory, which trying again cannot fix.
+var errNilTransport = errors.New("resilient: TransportFactory returned a nil transport")
+
 // dial opens one new SDK session as generation gen.
 func (c *Client) dial(ctx context.Context, gen uint64) (*conn, error) {
 	c.stats.dials.Add(1)
 	t := c.factory()
 	if t == nil {
-		return nil, errors.New("resilient: TransportFactory returned a nil transport")
+		return nil, errNilTransport
 	}
 	var obs *observer
 	if ot, ok := t.(observedTransport); ok {

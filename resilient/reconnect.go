@@ -95,8 +95,9 @@ func (c *Client) runFlight(f *flight, old *conn) {
 		if class == retry.Cancelled {
 			class = retry.NotSent // the connect timeout: nobody answered
 		}
-		if class == retry.Protocol {
-			// The server is up and refuses the handshake (401, version).
+		if class == retry.Protocol || errors.Is(err, errNilTransport) {
+			// The server is up and refuses the handshake (401, version), or
+			// the factory makes no transport: dialling again cannot help.
 			c.mu.Lock()
 			t := c.br.success()
 			c.mu.Unlock()
