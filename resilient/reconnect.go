@@ -109,6 +109,7 @@ func (c *Client) runFlight(f *flight, old *conn) {
 		c.emit(Event{Kind: EventAttemptFailed, Method: "initialize", Class: class, Attempt: dials, Err: err, Generation: old.gen})
 		c.mu.Lock()
 		t = c.br.probeFailed(err)
+		c.brDirty.Store(true)
 		wait := c.br.openPeriod()
 		if !c.br.isOpen() {
 			wait = bo.NextBackOff()
@@ -173,6 +174,7 @@ func (c *Client) finishFlight(f *flight, old, next *conn, events []Event, err er
 		}
 		c.cur = next
 		c.emitTransition(c.br.success())
+		c.brDirty.Store(false)
 	} else {
 		c.emit(Event{Kind: EventReconnectFailed, OldSessionID: old.cs.ID(), Generation: old.gen, Attempt: dials, Duration: d, Err: err})
 	}
@@ -254,7 +256,7 @@ func (c *Client) setResumeFrom(id string, lineageBroken bool) {
 	c.mu.Lock()
 	c.resumeFrom = id
 	if lineageBroken {
-		c.lineage++
+		c.lineage.Add(1)
 	}
 	c.mu.Unlock()
 }
