@@ -29,6 +29,7 @@ import (
 
 	"github.com/mcpkit/resilience/resilient"
 	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/replica"
 	"github.com/mcpkit/resilience/retry"
 )
 
@@ -37,11 +38,12 @@ var (
 	_ = fmt.Println
 	_ = time.Second
 	_ = resilient.Connect
-	_ = resume.Dedup
+	_ = resume.ToolName
+	_ = replica.Dedup
 	_ = retry.Idempotent
 )
 
-func snippet(ctx context.Context, server *mcp.Server, store resume.Store) error {
+func snippet(ctx context.Context, server *mcp.Server, store replica.Store) error {
 	_, _, _ = ctx, server, store
 %s
 	return nil

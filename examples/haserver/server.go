@@ -14,9 +14,9 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mcpkit/resilience/internal/demotools"
-	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/examples/demotools"
 	"github.com/mcpkit/resilience/resume/redisstore"
+	"github.com/mcpkit/resilience/resume/replica"
 )
 
 // healthTimeout bounds one store ping of /health: a balancer's check must
@@ -148,7 +148,7 @@ type healthAnswer struct {
 
 // health answers GET /health: 200 when the store answers a ping within
 // healthTimeout, 503 otherwise.
-func health(store resume.Store, instance string, log *slog.Logger) http.HandlerFunc {
+func health(store replica.Store, instance string, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 		defer cancel()

@@ -1,4 +1,4 @@
-package resume
+package replica
 
 import (
 	"context"
@@ -13,6 +13,9 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/memstore"
 )
 
 // dedupServer serves a stateful MCP server with Dedup installed and two
@@ -22,7 +25,7 @@ type dedupServer struct {
 	url     string
 	runs    atomic.Int32
 	release chan struct{}
-	store   *MemoryStore
+	store   *memstore.Store
 }
 
 type bumpIn struct {
@@ -35,7 +38,7 @@ type bumpOut struct {
 
 func newDedupServer(t *testing.T, opts *DedupOptions) *dedupServer {
 	t.Helper()
-	d := &dedupServer{release: make(chan struct{}), store: NewMemoryStore(0)}
+	d := &dedupServer{release: make(chan struct{}), store: memstore.New(0)}
 	s := mcp.NewServer(&mcp.Implementation{Name: "dedup", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "bump"}, func(_ context.Context, _ *mcp.CallToolRequest, in bumpIn) (*mcp.CallToolResult, bumpOut, error) {
 		return nil, bumpOut{Run: d.runs.Add(1)}, nil
@@ -69,7 +72,7 @@ func (d *dedupServer) connect(t *testing.T) *mcp.ClientSession {
 }
 
 func keyed(name, key string, args map[string]any) *mcp.CallToolParams {
-	return &mcp.CallToolParams{Name: name, Arguments: args, Meta: mcp.Meta{IdempotencyKeyMeta: key}}
+	return &mcp.CallToolParams{Name: name, Arguments: args, Meta: mcp.Meta{resume.IdempotencyKeyMeta: key}}
 }
 
 func runOf(t *testing.T, res *mcp.CallToolResult) int32 {
@@ -89,8 +92,8 @@ func TestDedupReplayReturnsStoredResult(t *testing.T) {
 	d := newDedupServer(t, nil)
 	cs := d.connect(t)
 	ctx := context.Background()
-	if _, ok := cs.InitializeResult().Capabilities.Experimental[DedupCapability]; !ok {
-		t.Errorf("capabilities %+v do not advertise %s", cs.InitializeResult().Capabilities, DedupCapability)
+	if _, ok := cs.InitializeResult().Capabilities.Experimental[resume.DedupCapability]; !ok {
+		t.Errorf("capabilities %+v do not advertise %s", cs.InitializeResult().Capabilities, resume.DedupCapability)
 	}
 	first, err := cs.CallTool(ctx, keyed("bump", "k1", map[string]any{"n": 1}))
 	if err != nil {
@@ -103,8 +106,8 @@ func TestDedupReplayReturnsStoredResult(t *testing.T) {
 	if runOf(t, first) != 1 || runOf(t, again) != 1 || d.runs.Load() != 1 {
 		t.Errorf("runs: first %d, replay %d, total %d; want 1, 1, 1", runOf(t, first), runOf(t, again), d.runs.Load())
 	}
-	if again.Meta[ReplayedMeta] != true || first.Meta[ReplayedMeta] != nil {
-		t.Errorf("replayed marker: first %v, replay %v; want absent, true", first.Meta[ReplayedMeta], again.Meta[ReplayedMeta])
+	if again.Meta[resume.ReplayedMeta] != true || first.Meta[resume.ReplayedMeta] != nil {
+		t.Errorf("replayed marker: first %v, replay %v; want absent, true", first.Meta[resume.ReplayedMeta], again.Meta[resume.ReplayedMeta])
 	}
 	// Without a key, or with another key, the tool runs.
 	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "bump", Arguments: map[string]any{"n": 1}}); err != nil {
@@ -125,7 +128,7 @@ func TestDedupAcrossResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	resumed := d.connect(t)
-	if _, err := (Tool{}).Resume(ctx, resumed, old.ID()); err != nil {
+	if _, err := (resume.Tool{}).Resume(ctx, resumed, old.ID()); err != nil {
 		t.Fatal(err)
 	}
 	res, err := resumed.CallTool(ctx, keyed("bump", "k", nil))
@@ -160,8 +163,8 @@ func TestDedupRefusesMismatchedReplay(t *testing.T) {
 	} {
 		_, err := cs.CallTool(ctx, p)
 		var we *jsonrpc.Error
-		if !errors.As(err, &we) || we.Code != CodeKeyReused || !strings.Contains(we.Message, "different call") {
-			t.Errorf("%s: err = %v, want JSON-RPC %d saying the key was used for a different call", name, err, CodeKeyReused)
+		if !errors.As(err, &we) || we.Code != resume.CodeKeyReused || !strings.Contains(we.Message, "different call") {
+			t.Errorf("%s: err = %v, want JSON-RPC %d saying the key was used for a different call", name, err, resume.CodeKeyReused)
 		}
 	}
 	if got := d.runs.Load(); got != 1 {
@@ -173,7 +176,7 @@ func TestDedupRejectsBadKeys(t *testing.T) {
 	d := newDedupServer(t, nil)
 	cs := d.connect(t)
 	for _, key := range []any{"", "a b", "k*", strings.Repeat("x", 129), 42} {
-		_, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "bump", Meta: mcp.Meta{IdempotencyKeyMeta: key}})
+		_, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "bump", Meta: mcp.Meta{resume.IdempotencyKeyMeta: key}})
 		var we *jsonrpc.Error
 		if !errors.As(err, &we) || we.Code != jsonrpc.CodeInvalidParams || !strings.Contains(we.Message, "idempotency key") {
 			t.Errorf("key %v: err = %v, want invalid params naming the idempotency key", key, err)
@@ -193,7 +196,7 @@ func TestDedupReplayWaitsForFirst(t *testing.T) {
 	if _, err := a.CallTool(context.Background(), keyed("bump", "setup", nil)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (Tool{}).Resume(context.Background(), b, a.ID()); err != nil {
+	if _, err := (resume.Tool{}).Resume(context.Background(), b, a.ID()); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -231,7 +234,7 @@ func TestDedupReplayWaitsForFirst(t *testing.T) {
 	}
 }
 
-// A replay that waits longer than Wait gets CodeInProgress, and nothing
+// A replay that waits longer than Wait gets resume.CodeInProgress, and nothing
 // runs twice.
 func TestDedupInProgress(t *testing.T) {
 	d := newDedupServer(t, &DedupOptions{Wait: 50 * time.Millisecond})
@@ -251,8 +254,8 @@ func TestDedupInProgress(t *testing.T) {
 	}
 	_, err := cs.CallTool(ctx, keyed("slow", "k", nil))
 	var we *jsonrpc.Error
-	if !errors.As(err, &we) || we.Code != CodeInProgress {
-		t.Errorf("replay while running: err = %v, want JSON-RPC %d", err, CodeInProgress)
+	if !errors.As(err, &we) || we.Code != resume.CodeInProgress {
+		t.Errorf("replay while running: err = %v, want JSON-RPC %d", err, resume.CodeInProgress)
 	}
 	close(d.release)
 	if err := <-done; err != nil {
@@ -294,13 +297,13 @@ func TestDedupAbortedFirstReleasesKey(t *testing.T) {
 }
 
 func TestValidateIdempotencyKey(t *testing.T) {
-	for _, ok := range []string{"a", "ABC-def_1.2:3", strings.Repeat("k", 128), NewIdempotencyKey()} {
-		if err := ValidateIdempotencyKey(ok); err != nil {
+	for _, ok := range []string{"a", "ABC-def_1.2:3", strings.Repeat("k", 128), resume.NewIdempotencyKey()} {
+		if err := resume.ValidateIdempotencyKey(ok); err != nil {
 			t.Errorf("ValidateIdempotencyKey(%q) = %v, want nil", ok, err)
 		}
 	}
 	for _, bad := range []string{"", " ", "a*", "a?", "a/b", "é", strings.Repeat("k", 129), "a\x00"} {
-		if err := ValidateIdempotencyKey(bad); !errors.Is(err, ErrInvalidIdempotencyKey) {
+		if err := resume.ValidateIdempotencyKey(bad); !errors.Is(err, resume.ErrInvalidIdempotencyKey) {
 			t.Errorf("ValidateIdempotencyKey(%q) = %v, want ErrInvalidIdempotencyKey", bad, err)
 		}
 	}
@@ -311,7 +314,7 @@ func FuzzIdempotencyKeyFrom(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, key string) {
-		got, ok, err := IdempotencyKeyFrom(map[string]any{IdempotencyKeyMeta: key})
+		got, ok, err := resume.IdempotencyKeyFrom(map[string]any{resume.IdempotencyKeyMeta: key})
 		if !ok {
 			t.Fatal("a present key reported absent")
 		}
@@ -319,7 +322,7 @@ func FuzzIdempotencyKeyFrom(f *testing.F) {
 			if got != key {
 				t.Fatalf("key %q came back as %q", key, got)
 			}
-			if ValidateIdempotencyKey(got) != nil || strings.ContainsAny(got, "*?[]{} /\\\x00") {
+			if resume.ValidateIdempotencyKey(got) != nil || strings.ContainsAny(got, "*?[]{} /\\\x00") {
 				t.Fatalf("accepted key %q is unsafe", got)
 			}
 		}

@@ -1,4 +1,4 @@
-package resume
+package replica
 
 import "errors"
 
@@ -19,5 +19,6 @@ var ErrInvalidSessionID = errors.New("resume: invalid session ID")
 var ErrNotOwner = errors.New("resume: session belongs to another principal")
 
 // ErrReservedKey is matched by the error of a [Values] write to a key the
-// server half reserves for itself ([OwnerKey]).
+// server half reserves for itself: one that starts with [ReservedPrefix],
+// such as [OwnerKey].
 var ErrReservedKey = errors.New("resume: reserved key")
