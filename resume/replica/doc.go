@@ -17,6 +17,12 @@
 //     idempotency key at most once and returns the stored result to its
 //     replays. It advertises resume.DedupCapability, which lets a resilient
 //     client replay a tools/call whose outcome is unknown.
+//   - [Handler] is a streamable HTTP handler whose sessions every replica
+//     serves: a replica that did not create a session adopts it, with the
+//     same session ID, from its record in the shared [Store]. With a shared
+//     event store (resume/redisstore's EventStore), a result that finished
+//     on a replica that died before delivering it reaches the client from
+//     another one. The balancer then needs no stickiness.
 //
 // # Exactly-once tool calls
 //
