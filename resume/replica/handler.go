@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -94,7 +95,8 @@ type HandlerOptions struct {
 //
 // The first time it sees an *mcp.Server, Handler adds a receiving
 // middleware to it that writes the records; getServer should therefore
-// return a long-lived server (or a few), not a new one per request.
+// return a long-lived server (or a few), not a new one per request. It may
+// be called more than once per request.
 // Handler is safe for concurrent use.
 type Handler struct {
 	getServer func(*http.Request) *mcp.Server
@@ -193,6 +195,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, h.opts.MaxRequestBodyBytes)
 	}
 	id := r.Header.Get("Mcp-Session-Id")
+	if r.Method == http.MethodPost || r.Method == http.MethodGet {
+		ctx, ok := h.sdkContext(w, r)
+		if !ok {
+			return
+		}
+		r = r.WithContext(ctx)
+	}
 	switch r.Method {
 	case http.MethodPost:
 		if mediaType(r.Header.Get("Content-Type")) != "application/json" {
@@ -236,6 +245,49 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ls.start()
 	defer ls.end()
 	ls.transport.ServeHTTP(w, r)
+}
+
+// sdkContext returns r's context with what the go-sdk's own handler adds
+// to it before handing a request to a StreamableServerTransport: the
+// request's protocol version, under a context key the SDK does not export.
+// Without it the transport takes every request for protocol 2025-03-26,
+// and writes no priming event, so a client could never resume a response
+// stream with Last-Event-ID. The only exported way to get that context is
+// to let the SDK's handler build it: a copy of r, as a POST without a
+// session ID, goes to a stock handler whose getServer keeps the context it
+// is given and returns nil, so that the stock handler creates nothing
+// (it answers 400 into a sink). That handler also checks the
+// Mcp-Protocol-Version header first: a request it refuses gets its answer,
+// and ok is false.
+func (h *Handler) sdkContext(w http.ResponseWriter, r *http.Request) (ctx context.Context, ok bool) {
+	probe := r.Clone(r.Context())
+	probe.Method = http.MethodPost
+	probe.Body = http.NoBody
+	probe.ContentLength = 0
+	probe.Header.Del("Mcp-Session-Id")
+	probe.Header.Set("Content-Type", "application/json")
+	probe.Header.Set("Accept", "application/json, text/event-stream")
+	calls := 0
+	stock := mcp.NewStreamableHTTPHandler(func(req *http.Request) *mcp.Server {
+		calls++
+		if calls == 1 {
+			// The version check: the server's own supported versions.
+			return h.getServer(r)
+		}
+		ctx = req.Context()
+		return nil
+	}, &mcp.StreamableHTTPOptions{DisableLocalhostProtection: true})
+	var sink responseSink
+	stock.ServeHTTP(&sink, probe)
+	if ctx != nil {
+		return ctx, true
+	}
+	for k, v := range sink.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(cmp.Or(sink.status, http.StatusBadRequest))
+	_, _ = w.Write(sink.body.Bytes())
+	return nil, false
 }
 
 // serveNew creates a session for a POST without a session ID (normally

@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,12 +24,19 @@ import (
 // sharing one store and one event store, behind a balancer that sends
 // every request to the replica the test picks.
 type cluster struct {
-	store    *memstore.Store
-	events   *mcp.MemoryEventStore
-	replicas []*testReplica
-	target   atomic.Int32
-	url      string
-	logged   chan string // log notifications the client received
+	// cutResult, when set, cuts the connection of the response that would
+	// carry a tools/call result, on whichever replica wrote it, and sends
+	// every later request to replica cutTo: a replica that died after the
+	// tool finished, before the client got the answer.
+	cutResult atomic.Bool
+	cutTo     int32
+	resumed   atomic.Int32 // GETs with Last-Event-ID
+	store     *memstore.Store
+	events    *mcp.MemoryEventStore
+	replicas  []*testReplica
+	target    atomic.Int32
+	url       string
+	logged    chan string // log notifications the client received
 }
 
 type testReplica struct {
@@ -76,7 +84,10 @@ func newCluster(t *testing.T, n int, authed bool) *cluster {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rep := c.replicas[c.target.Load()]
 		rep.requests.Add(1)
-		sw := &statusWriter{ResponseWriter: w}
+		if r.Method == http.MethodGet && r.Header.Get("Last-Event-ID") != "" {
+			c.resumed.Add(1)
+		}
+		sw := &statusWriter{ResponseWriter: w, cut: &c.cutResult}
 		var h http.Handler = rep.handler.Load()
 		if authed {
 			h = auth.RequireBearerToken(verify, nil)(h)
@@ -84,6 +95,10 @@ func newCluster(t *testing.T, n int, authed bool) *cluster {
 		h.ServeHTTP(sw, r)
 		v, _ := rep.statuses.LoadOrStore(sw.status, new(atomic.Int32))
 		v.(*atomic.Int32).Add(1)
+		if sw.cutDone {
+			c.target.Store(c.cutTo)
+			panic(http.ErrAbortHandler) // the connection drops, unfinished
+		}
 	}))
 	t.Cleanup(ts.Close)
 	c.url = ts.URL
@@ -145,7 +160,9 @@ func (c *cluster) status(code int) int {
 
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status  int
+	cut     *atomic.Bool
+	cutDone bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -158,6 +175,10 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+	}
+	if w.cutDone || strings.Contains(string(b), `"structuredContent"`) && w.cut.CompareAndSwap(true, false) {
+		w.cutDone = true
+		return 0, errors.New("connection cut by the test")
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -262,6 +283,40 @@ func TestHandlerCarriesLogLevelAndSubscriptions(t *testing.T) {
 		if len(subs) != 1 || subs[0] != "test://r" {
 			t.Errorf("replica %s knows subscriptions %q, want [test://r]", r.name, subs)
 		}
+	}
+}
+
+// A result that finished on a replica that died before delivering it
+// reaches the client from another replica, from the shared event store
+// (Last-Event-ID), and the tool does not run again.
+func TestHandlerReplaysUndeliveredResultFromAnotherReplica(t *testing.T) {
+	c := newCluster(t, 2, false)
+	c.to(0)
+	cs := c.connect(t, "")
+	id := cs.ID()
+	c.cutTo = 1
+	c.cutResult.Store(true)
+	got := incr(t, cs)
+	if got.Counter != 1 || got.Instance != "A" {
+		t.Errorf("call cut after it finished = %+v, want counter 1 computed on A", got)
+	}
+	if c.cutResult.Load() {
+		t.Fatal("the result was never cut: the test proved nothing")
+	}
+	if n := c.resumed.Load(); n == 0 {
+		t.Error("no GET with Last-Event-ID reached a replica")
+	}
+	if n := c.replicas[1].requests.Load(); n == 0 {
+		t.Error("replica B served nothing: the replay did not come from it")
+	}
+	if got := incr(t, cs); got.Counter != 2 || got.Instance != "B" {
+		t.Errorf("next call = %+v, want counter 2 on B (the cut call ran once)", got)
+	}
+	if cs.ID() != id {
+		t.Errorf("session ID = %q, want %q", cs.ID(), id)
+	}
+	if n := c.status(http.StatusNotFound); n != 0 {
+		t.Errorf("404 answers = %d, want 0", n)
 	}
 }
 

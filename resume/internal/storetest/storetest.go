@@ -1,6 +1,8 @@
 // Package storetest is the contract every [replica.Store] must meet, as one
 // test suite that each implementation runs against itself: the memory store
-// in package resume, the Redis store in resume/redisstore.
+// in resume/memstore, the Redis store in resume/redisstore. [RunEvents] is
+// the same for an mcp.EventStore, run against the go-sdk's own memory event
+// store as the reference and against the Redis one.
 package storetest
 
 import (
