@@ -104,7 +104,7 @@ func NewEventStore(rdb redis.UniversalClient, opts *EventOptions) (*EventStore, 
 
 func eventsKey(session, stream string) string  { return "mcp:events:" + session + ":" + stream }
 func droppedKey(session, stream string) string { return "mcp:events-dropped:" + session + ":" + stream }
-func streamsKey(session string) string          { return "mcp:events-streams:" + session }
+func streamsKey(session string) string         { return "mcp:events-streams:" + session }
 
 // checkIDs refuses IDs that could make one stream's keys another's.
 func checkIDs(session, stream string) error {
