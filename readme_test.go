@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/oauth2"
 
 	"github.com/mcpkit/resilience/resilient"
 	"github.com/mcpkit/resilience/resume"
@@ -41,6 +42,7 @@ var (
 	_ = resume.ToolName
 	_ = replica.Dedup
 	_ = retry.Idempotent
+	_ = oauth2.NewClient
 )
 
 func snippet(ctx context.Context, server *mcp.Server, store replica.Store) error {

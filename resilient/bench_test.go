@@ -267,42 +267,136 @@ func BenchmarkHerd(b *testing.B) {
 	b.ReportMetric(1, "reconnects")
 }
 
-// BenchmarkOutage: requests that reach a cluster whose every backend is
-// down, with 1 and 500 callers calling as fast as they can for 3 seconds:
-// in the first second (the first attempts already in flight) and per
-// second after it (what the breaker lets through).
+// BenchmarkOutage: what reaches a cluster whose every backend is down
+// (the balancer answers 503), with 1 and 500 callers calling as fast as
+// they can for 5 seconds, default Options: requests at the balancer in the
+// first second (the first attempts already in flight) and per second
+// after it, and the client's dials per second.
 func BenchmarkOutage(b *testing.B) {
 	for _, callers := range []int{1, 500} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
-			cl, c := benchCluster(b, &resilient.Options{Breaker: resilient.BreakerSettings{OpenTimeout: 500 * time.Millisecond}})
-			ctx := context.Background()
-			for i := range cl.Backends() {
-				cl.Kill(i)
+			var firstSecond, after, dials, calls float64
+			for range b.N {
+				cl, c := benchCluster(b, nil)
+				ctx := context.Background()
+				for i := range cl.Backends() {
+					cl.Kill(i)
+				}
+				before, dialsBefore := cl.Requests(), c.Stats().Dials
+				start := time.Now()
+				stop := start.Add(5 * time.Second)
+				ctx, cancel := context.WithDeadline(ctx, stop)
+				var wg sync.WaitGroup
+				var n atomic.Int64
+				for range callers {
+					wg.Go(func() {
+						for time.Now().Before(stop) {
+							_, _ = c.CallTool(ctx, &mcp.CallToolParams{Name: "get_counter"})
+							n.Add(1)
+						}
+					})
+				}
+				time.Sleep(time.Until(start.Add(time.Second))) // the measurement's clock, not a synchronisation
+				first := cl.Requests() - before
+				wg.Wait()
+				cancel()
+				firstSecond += float64(first)
+				after += float64(cl.Requests()-before-first) / 4
+				dials += float64(c.Stats().Dials-dialsBefore) / 5
+				calls += float64(n.Load()) / 5
 			}
-			before := cl.Requests()
-			b.ResetTimer()
-			start := time.Now()
-			stop := start.Add(3 * time.Second)
-			var wg sync.WaitGroup
-			var calls atomic.Int64
-			for range callers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for time.Now().Before(stop) {
-						_, _ = c.CallTool(ctx, &mcp.CallToolParams{Name: "get_counter"})
-						calls.Add(1)
-					}
-				}()
-			}
-			time.Sleep(time.Until(start.Add(time.Second)))
-			firstSecond := cl.Requests() - before
-			wg.Wait()
-			b.StopTimer()
-			after := cl.Requests() - before - firstSecond
-			b.ReportMetric(float64(firstSecond), "requests-first-s")
-			b.ReportMetric(float64(after)/2, "requests/s-after")
-			b.ReportMetric(float64(calls.Load())/3, "calls/s")
+			nb := float64(b.N)
+			b.ReportMetric(firstSecond/nb, "requests-first-s")
+			b.ReportMetric(after/nb, "requests/s-after")
+			b.ReportMetric(dials/nb, "dials/s")
+			b.ReportMetric(calls/nb, "calls/s")
 		})
 	}
+}
+
+// BenchmarkRestart: the only server is killed and back 2 seconds later
+// (default Options). A call issued during the outage waits for it; the
+// metric is the time from the server being back to that call's answer.
+func BenchmarkRestart(b *testing.B) {
+	cl, err := testserver.Start(&testserver.Options{Backends: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(cl.Close)
+	client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	c, err := resilient.Connect(context.Background(), client, resilient.StreamableHTTP(cl.URL(), nil), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	var waits []time.Duration
+	for range b.N {
+		if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "increment_counter"}); err != nil {
+			b.Fatal(err)
+		}
+		cl.Kill(0)
+		killed := time.Now()
+		answered := make(chan error, 1)
+		var at time.Time
+		go func() {
+			time.Sleep(500 * time.Millisecond) // issued during the outage
+			_, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "increment_counter"})
+			at = time.Now()
+			answered <- err
+		}()
+		time.Sleep(time.Until(killed.Add(2 * time.Second))) // the outage
+		if err := cl.Restart(0); err != nil {
+			b.Fatal(err)
+		}
+		back := time.Now()
+		if err := <-answered; err != nil {
+			b.Fatalf("call issued during the restart: %v", err)
+		}
+		waits = append(waits, at.Sub(back))
+	}
+	b.ReportMetric(float64(percentile(waits, 50).Milliseconds()), "back-to-answer-p50-ms")
+	b.ReportMetric(float64(percentile(waits, 99).Milliseconds()), "back-to-answer-p99-ms")
+}
+
+// BenchmarkRecovery: every backend down for 8 seconds while 50 callers
+// call (the breaker opens), then all back: the metric is the time from the
+// backends being healthy to the first call answered.
+func BenchmarkRecovery(b *testing.B) {
+	var recov []time.Duration
+	for range b.N {
+		cl, c := benchCluster(b, nil)
+		ctx := context.Background()
+		for i := range cl.Backends() {
+			cl.Kill(i)
+		}
+		stop := time.Now().Add(8 * time.Second)
+		octx, cancel := context.WithDeadline(ctx, stop)
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Go(func() {
+				for time.Now().Before(stop) {
+					_, _ = c.CallTool(octx, &mcp.CallToolParams{Name: "get_counter"})
+					time.Sleep(10 * time.Millisecond) // a caller's pace, not a synchronisation
+				}
+			})
+		}
+		wg.Wait()
+		cancel()
+		for i := range cl.Backends() {
+			if err := cl.Restart(i); err != nil {
+				b.Fatal(err)
+			}
+		}
+		back := time.Now()
+		for {
+			if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "get_counter"}); err == nil {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		recov = append(recov, time.Since(back))
+	}
+	b.ReportMetric(float64(percentile(recov, 50).Milliseconds()), "recovery-p50-ms")
+	b.ReportMetric(float64(percentile(recov, 99).Milliseconds()), "recovery-p99-ms")
 }

@@ -14,175 +14,303 @@ import (
 	"github.com/mcpkit/resilience/retry"
 )
 
-// errNotCounted marks, for the breaker, an attempt whose failure says
-// nothing about the server's health (a lost session, an ambiguous drop, a
-// cancellation): it is neither a success nor a failure.
-var errNotCounted = errors.New("not counted")
-
 // op names the call being run, for decisions, events and logs.
 type op struct {
 	method string
 	tool   string
-	// key is the idempotency key of a tools/call; lineage the client's
-	// lineage when the call started (see Client.lineage).
-	key     string
-	lineage uint64
+	// key is the idempotency key of a tools/call.
+	key string
 }
 
-// run is the life of one call (DESIGN.md, "One call, step by step"): try
-// it on the current session, classify a failure, replace the session when it
-// is dead, and try again while the policy, the budget and the breaker allow
-// and running it again is safe. f must run the call on a fresh copy of its
-// params each time.
-func run[R any](ctx context.Context, c *Client, o op, f func(context.Context, *mcp.ClientSession) (R, error)) (R, error) {
+// attemptFunc runs one attempt of a call on cs, on a fresh copy of its
+// params.
+type attemptFunc[R any] func(context.Context, *mcp.ClientSession) (R, error)
+
+// run is the life of one call (package doc, "One call"): it claims the
+// call's per-call overrides from ctx, then runs it.
+func run[R any](ctx context.Context, c *Client, o op, f attemptFunc[R]) (R, error) {
+	ov, claimed := ctx.Value(claimedKey{}).(retry.Overrides)
+	if !claimed {
+		var err error
+		if ov, err = retry.TakeOverrides(ctx); err != nil {
+			var zero R
+			return zero, fmt.Errorf("resilient: %s: %w", o.method, err)
+		}
+	}
+	return runWith(ctx, c, o, ov, f)
+}
+
+// runWith tries the call on the current session; after a failure it
+// gathers the facts (the error's class, what the transport saw, the
+// session replaced when it must be) and executes what retry.Decide says.
+// Time bounds the call: waits end with the caller's context or the
+// policy's MaxElapsed, attempts only with the caller's context.
+func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f attemptFunc[R]) (R, error) {
 	var zero R
 	c.stats.calls.Add(1)
-	c.mu.Lock()
-	o.lineage = c.lineage
-	c.mu.Unlock()
-	p := c.policy
-	if pp, ok := retry.PolicyFrom(ctx); ok {
-		if err := pp.Validate(); err != nil {
-			return zero, fmt.Errorf("resilient: retry.WithPolicy: %w", err)
-		}
-		p = pp.WithDefaults()
-	}
-	start := time.Now()
-	var bo backoff.BackOff
-	replay := false // the next attempt re-sends after a reconnect
-	var last error  // the previous attempt's failure
+	cl := c.newCall(ctx, o, ov)
+	defer cl.cancel()
+	var last error
 	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return zero, err
-		}
-		cur, err := c.current()
+		cur, err := c.acquire(cl.wctx, attempt == 1 && !ov.WaitForReady)
 		if err != nil {
-			return zero, err
-		}
-		done, err := c.allow()
-		if err != nil {
-			if last != nil {
-				err = fmt.Errorf("%w; last failure: %w", err, last)
-			}
-			return zero, err
+			return zero, cl.stopped(err, attempt-1, last)
 		}
 		if attempt > 1 {
 			c.stats.retries.Add(1)
-			if replay {
-				c.stats.replays.Add(1)
-			}
 		}
 		res, pr, err := runAttempt(ctx, c, cur, f)
-		class := retry.Classify(err)
-		switch {
-		case class == retry.Cancelled && ctx.Err() == nil && c.isClosed():
-			c.settle(done, class, err)
-			return zero, ErrClosed
-		case class == retry.Cancelled && ctx.Err() == nil:
-			// A deadline inside the transport (http.Client.Timeout), not
-			// the caller's: the request may have been sent.
-			class = retry.Ambiguous
-		case class == retry.SessionLost && errors.Is(err, mcp.ErrSessionMissing) && (pr == nil || pr.mayHaveRun()):
-			// A 404 fails the whole connection, and every call in flight on
-			// it gets ErrSessionMissing. It proves a call did not run only
-			// when its own request was refused; if that request was still
-			// running or accepted, or the transport cannot tell, the call
-			// may have run.
-			class = retry.Ambiguous
-		}
-		c.settle(done, class, err)
-		switch class {
-		case retry.OK:
+		in := cl.facts(attempt, cur, pr, err)
+		if in.Class == retry.OK {
 			return res, nil
-		case retry.Cancelled:
+		}
+		var rerr error
+		if !in.CallerDone && !in.Closed && retry.NeedsNewSession(in.Class, in.Request, in.Status, in.SessionDead) {
+			rerr = c.replace(cl.wctx, cur, err)
+			in = cl.reconnected(in, rerr)
+		}
+		in.AttemptsLeft = cl.p.MaxAttempts == 0 || attempt < cl.p.MaxAttempts
+		in.BudgetLeft = c.budget.Allow()
+		d := retry.Decide(in)
+		cl.report(attempt, cur, in, d, err)
+		switch d.Action {
+		case retry.ActReturn:
+			if in.Reconnected == retry.ReconnectFailed {
+				return zero, cl.stopped(rerr, attempt, err)
+			}
+			return zero, err
+		case retry.ActCancelled:
 			return zero, ctx.Err()
-		case retry.Protocol:
-			if replay && retry.HasCode(err, resume.CodeInProgress) {
-				// The server holds the first attempt as still running: its
-				// outcome is unknown, and the server refused to run it again.
-				return zero, c.outcomeUnknown(o, err)
-			}
-			return zero, err
-		}
-		if c.isClosed() {
+		case retry.ActClosed:
 			return zero, ErrClosed
-		}
-		c.log.Debug("attempt failed", zap.String("method", o.method), zap.String("idempotency_key", o.key), zap.String("session_id", cur.cs.ID()),
-			zap.Uint64("generation", cur.gen), zap.Int("attempt", attempt), zap.Stringer("class", class), zap.Error(err))
-		c.emit(Event{Kind: EventAttemptFailed, Method: o.method, Tool: o.tool, Class: class, Attempt: attempt, Err: err,
-			SessionID: cur.cs.ID(), Generation: cur.gen})
-
-		last = err
-		call, known := c.describe(o, cur)
-		d := retry.Decide(ctx, p, class, call, cur.isDead())
-		if d.Reconnect {
-			if rerr := c.reconnect(ctx, cur.gen, err); rerr != nil {
-				if d.OutcomeUnknown {
-					return zero, c.outcomeUnknown(o, errors.Join(err, rerr))
-				}
-				if ctx.Err() != nil {
-					return zero, ctx.Err()
-				}
-				return zero, rerr
-			}
-			if d.OutcomeUnknown {
-				// The new session may change the answer: it may deduplicate,
-				// and it can tell the tool's annotations if they were unknown.
-				if !known {
-					c.refreshTools(ctx)
-				}
-				next, err := c.current()
-				if err != nil {
-					return zero, err
-				}
-				call, _ = c.describe(o, next)
-				d = retry.Decide(ctx, p, class, call, false)
-			}
-		}
-		if d.OutcomeUnknown {
+		case retry.ActOutcomeUnknown:
 			return zero, c.outcomeUnknown(o, err)
+		case retry.ActExhausted:
+			return zero, &retry.ExhaustedError{Attempts: attempt, Reason: d.Reason, Last: err}
+		case retry.ActBackoff:
+			if err := cl.backoff(attempt, pr, err); err != nil {
+				return zero, err
+			}
+		case retry.ActReplay:
+			c.stats.replays.Add(1)
 		}
-		if !d.Retry {
-			return zero, err
-		}
-		if attempt >= p.MaxAttempts {
-			return zero, &retry.ExhaustedError{Attempts: attempt, Reason: "max attempts", Last: err}
-		}
-		if p.MaxElapsed > 0 && time.Since(start) >= p.MaxElapsed {
-			return zero, &retry.ExhaustedError{Attempts: attempt, Reason: "max elapsed time", Last: err}
-		}
-		replay = d.Reconnect
-		if !d.Backoff {
-			c.log.Debug("replaying", zap.String("method", o.method), zap.Int("attempt", attempt+1), zap.Stringer("class", class))
-			c.emit(Event{Kind: EventReplayed, Method: o.method, Tool: o.tool, Class: class, Attempt: attempt + 1})
-			continue
-		}
-		if !c.budget.Allow() {
+		last = err
+	}
+}
+
+// call is the state of one call across its attempts.
+type call struct {
+	c       *Client
+	o       op
+	ov      retry.Overrides
+	p       retry.Policy
+	ctx     context.Context // the caller's
+	wctx    context.Context // bounds waits: the caller's, and MaxElapsed
+	cancel  context.CancelFunc
+	lineage uint64 // the client's lineage when the call started
+	bo      backoff.BackOff
+}
+
+func (c *Client) newCall(ctx context.Context, o op, ov retry.Overrides) *call {
+	cl := &call{c: c, o: o, ov: ov, p: c.policy, ctx: ctx}
+	if ov.Policy != nil {
+		cl.p = *ov.Policy
+	}
+	if cl.p.MaxElapsed > 0 {
+		cl.wctx, cl.cancel = context.WithTimeout(ctx, cl.p.MaxElapsed)
+	} else {
+		cl.wctx, cl.cancel = context.WithCancel(ctx)
+	}
+	c.mu.Lock()
+	cl.lineage = c.lineage
+	c.mu.Unlock()
+	return cl
+}
+
+// facts gathers what Decide needs about a finished attempt, and records
+// its outcome with the breaker and the budget.
+func (cl *call) facts(attempt int, cur *conn, pr *probe, err error) retry.Attempt {
+	c := cl.c
+	class := retry.Classify(err)
+	c.settle(class, err)
+	if class == retry.OK {
+		return retry.Attempt{}
+	}
+	in := retry.Attempt{
+		Class:             class,
+		CallerDone:        cl.ctx.Err() != nil,
+		Closed:            c.isClosed(),
+		InProgress:        retry.HasCode(err, resume.CodeInProgress),
+		Replay:            attempt > 1,
+		SessionDead:       cur.isDead(),
+		Call:              c.describe(cl.o, cur, cl.lineage),
+		Override:          cl.ov,
+		IgnoreAnnotations: cl.p.IgnoreAnnotations,
+	}
+	in.Request, in.Status = pr.evidence()
+	return in
+}
+
+// reconnected adds the outcome of replacing the session to in, and what
+// the new session tells about the call (its server's deduplication, its
+// tool's annotations when they were unknown).
+func (cl *call) reconnected(in retry.Attempt, rerr error) retry.Attempt {
+	c := cl.c
+	switch {
+	case rerr == nil:
+		in.Reconnected = retry.ReconnectDone
+	case cl.ctx.Err() != nil:
+		in.CallerDone = true
+		return in
+	case errors.Is(rerr, ErrClosed):
+		in.Closed = true
+		return in
+	default:
+		in.Reconnected = retry.ReconnectFailed
+		return in
+	}
+	next, err := c.current()
+	if err != nil {
+		in.Closed = true
+		return in
+	}
+	if _, known := c.hints(cl.o.tool); !known && cl.o.tool != "" {
+		c.refreshTools(cl.wctx, next)
+	}
+	in.Call = c.describe(cl.o, next, cl.lineage)
+	return in
+}
+
+// report logs and emits the failed attempt and what was decided.
+func (cl *call) report(attempt int, cur *conn, in retry.Attempt, d retry.Decision, err error) {
+	c := cl.c
+	if d.Action == retry.ActCancelled || d.Action == retry.ActClosed {
+		return
+	}
+	c.log.Debug("attempt failed", zap.String("method", cl.o.method), zap.String("session_id", cur.cs.ID()),
+		zap.Uint64("generation", cur.gen), zap.Int("attempt", attempt), zap.Stringer("class", in.Class),
+		zap.Int("status", in.Status), zap.Stringer("action", d.Action), zap.Error(err))
+	c.emit(Event{Kind: EventAttemptFailed, Method: cl.o.method, Tool: cl.o.tool, Class: in.Class, Attempt: attempt, Err: err,
+		SessionID: cur.cs.ID(), Generation: cur.gen})
+	switch d.Action {
+	case retry.ActReplay:
+		c.emit(Event{Kind: EventReplayed, Method: cl.o.method, Tool: cl.o.tool, Class: in.Class, Attempt: attempt + 1})
+	case retry.ActExhausted:
+		if d.Reason == "retry budget" {
 			c.stats.budgetExhausted.Add(1)
-			c.log.Warn("retry budget exhausted", zap.String("method", o.method), zap.Float64("tokens", c.budget.Tokens()))
-			c.emit(Event{Kind: EventBudgetExhausted, Method: o.method, Tool: o.tool, Class: class, Attempt: attempt, Err: err})
-			return zero, &retry.ExhaustedError{Attempts: attempt, Reason: "retry budget", Last: err}
-		}
-		if bo == nil {
-			bo = p.NewBackOff()
-		}
-		wait := bo.NextBackOff()
-		if wait == backoff.Stop {
-			return zero, &retry.ExhaustedError{Attempts: attempt, Reason: "max elapsed time", Last: err}
-		}
-		c.log.Debug("backing off", zap.String("method", o.method), zap.Int("attempt", attempt), zap.Duration("backoff", wait))
-		if err := c.sleep(ctx, wait); err != nil {
-			return zero, err
+			c.log.Warn("retry budget exhausted", zap.String("method", cl.o.method), zap.Float64("tokens", c.budget.Tokens()))
+			c.emit(Event{Kind: EventBudgetExhausted, Method: cl.o.method, Tool: cl.o.tool, Class: in.Class, Attempt: attempt, Err: err})
 		}
 	}
+}
+
+// backoff waits before sending again on the same session: the policy's
+// backoff, or the server's Retry-After when longer. A wait that would end
+// past the call's bounds is not started.
+func (cl *call) backoff(attempt int, pr *probe, err error) error {
+	if cl.bo == nil {
+		cl.bo = cl.p.NewBackOff()
+	}
+	wait := cl.bo.NextBackOff()
+	if wait == backoff.Stop {
+		return &retry.ExhaustedError{Attempts: attempt, Reason: "max elapsed time", Last: err}
+	}
+	reason := "max elapsed time"
+	if ra := pr.retryAfterHint(); ra > wait {
+		wait, reason = ra, "Retry-After beyond the call's time bound"
+	}
+	if dl, ok := cl.ctx.Deadline(); ok && time.Until(dl) < wait {
+		// The caller's deadline comes first: the call ends with it, now
+		// rather than at the deadline.
+		return context.DeadlineExceeded
+	}
+	if dl, ok := cl.wctx.Deadline(); ok && time.Until(dl) < wait {
+		return &retry.ExhaustedError{Attempts: attempt, Reason: reason, Last: err}
+	}
+	cl.c.log.Debug("backing off", zap.String("method", cl.o.method), zap.Int("attempt", attempt), zap.Duration("backoff", wait))
+	select {
+	case <-time.After(wait):
+		return nil
+	case <-cl.wctx.Done():
+		return cl.stopped(cl.wctx.Err(), attempt, err)
+	case <-cl.c.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// stopped returns the error of a call whose wait ended with err, after
+// attempts attempts whose last failed with last.
+func (cl *call) stopped(err error, attempts int, last error) error {
+	switch {
+	case cl.ctx.Err() != nil:
+		return cl.ctx.Err()
+	case errors.Is(err, ErrClosed):
+		return ErrClosed
+	case cl.wctx.Err() != nil && errors.Is(err, cl.wctx.Err()):
+		if last == nil {
+			last = cl.c.lastFailure()
+		}
+		return &retry.ExhaustedError{Attempts: attempts, Reason: "max elapsed time", Last: last}
+	}
+	return err
+}
+
+// acquire returns the session to send on. While a reconnect is in
+// progress it waits for it, within wctx; when the breaker is open and
+// fastFail is set (a new call that did not ask to wait for the server) it
+// fails at once with ErrCircuitOpen. When the reconnect it waited for
+// ended without a session, it returns that reconnect's error.
+func (c *Client) acquire(wctx context.Context, fastFail bool) (*conn, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, ErrClosed
+		}
+		f := c.flight
+		if f == nil {
+			cur := c.cur
+			c.mu.Unlock()
+			return cur, nil
+		}
+		if fastFail && c.br.isOpen() {
+			err := c.br.err()
+			c.mu.Unlock()
+			return nil, err
+		}
+		c.mu.Unlock()
+		if err := c.waitFlight(wctx, f); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// current returns the session in use now.
+func (c *Client) current() (*conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	return c.cur, nil
+}
+
+// lastFailure returns the latest failure counted by the breaker.
+func (c *Client) lastFailure() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.br.last == nil {
+		return errors.New("waiting for a reconnect")
+	}
+	return c.br.last
 }
 
 // runAttempt runs one attempt of a call on cur. Its context is also
 // cancelled by Close, so that Close never waits for a call stuck on a
-// server that does not answer. When the transport can tell whether the
-// attempt's request reached the server, it returns the probe that says so;
-// otherwise the probe is nil.
-func runAttempt[R any](ctx context.Context, c *Client, cur *conn, f func(context.Context, *mcp.ClientSession) (R, error)) (R, *probe, error) {
+// server that does not answer. When the transport watches its requests, it
+// returns the probe that saw what became of the attempt's own; otherwise
+// the probe is nil.
+func runAttempt[R any](ctx context.Context, c *Client, cur *conn, f attemptFunc[R]) (R, *probe, error) {
 	var zero R
 	actx, cancel := context.WithCancel(ctx)
 	id, ok := c.track(cancel)
@@ -231,34 +359,32 @@ func (c *Client) cancelAttempts() {
 	}
 }
 
-// allow asks the breaker for an attempt. It returns the function that
-// records the attempt's outcome, or an error matching ErrCircuitOpen.
-func (c *Client) allow() (func(error), error) {
-	if c.breaker == nil {
-		return func(error) {}, nil
-	}
-	done, err := c.breaker.Allow()
-	c.flushBreakerEvents()
-	if err != nil {
-		return nil, fmt.Errorf("%w (%v)", ErrCircuitOpen, err)
-	}
-	return done, nil
-}
-
-// settle records an attempt's outcome with the breaker and the budget. Only
-// failures that show the server unreachable or refusing count against them.
-func (c *Client) settle(done func(error), class retry.Class, err error) {
+// settle records an attempt's outcome with the breaker and the budget.
+// Only failures that show the server unreachable or refusing count
+// against them; an answer from the server counts for them. When a failure
+// opens the breaker and no reconnect is running, one starts: it is the
+// probe that closes the breaker again.
+func (c *Client) settle(class retry.Class, err error) {
 	switch class {
 	case retry.OK, retry.Protocol:
-		done(nil)
 		c.budget.Success()
+		c.mu.Lock()
+		var t *transition
+		if c.br.fails > 0 && c.flight == nil {
+			t = c.br.success()
+		}
+		c.mu.Unlock()
+		c.emitTransition(t)
 	case retry.NotSent, retry.Transient:
-		done(err)
 		c.budget.Failure()
-	default:
-		done(errNotCounted)
+		c.mu.Lock()
+		t := c.br.failure(err)
+		if t != nil && c.flight == nil && !c.closed {
+			c.startFlightLocked(err)
+		}
+		c.mu.Unlock()
+		c.emitTransition(t)
 	}
-	c.flushBreakerEvents()
 }
 
 func (c *Client) outcomeUnknown(o op, cause error) error {
@@ -267,21 +393,6 @@ func (c *Client) outcomeUnknown(o op, cause error) error {
 	err := fmt.Errorf("%w: %s %s: %w", ErrOutcomeUnknown, o.method, o.tool, cause)
 	c.emit(Event{Kind: EventOutcomeUnknown, Method: o.method, Tool: o.tool, Err: cause})
 	return err
-}
-
-// sleep waits d, or until ctx ends (returning ctx.Err()) or the client is
-// closed (ErrClosed).
-func (c *Client) sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.ctx.Done():
-		return ErrClosed
-	}
 }
 
 func (c *Client) isClosed() bool {

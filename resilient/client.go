@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
 
 	"github.com/mcpkit/resilience/resume"
@@ -36,11 +36,11 @@ type Client struct {
 	showResumeTool bool
 	hiddenTool     string
 	log            *zap.Logger
-	onEvent        func(Event)
-	breaker        *gobreaker.TwoStepCircuitBreaker[struct{}] // nil when disabled
-	budget         *retry.Budget                              // nil when disabled
+	events         *eventQueue   // nil without Options.OnEvent
+	budget         *retry.Budget // nil when disabled
 
-	// ctx ends at Close; it bounds the reconnect goroutine.
+	// ctx ends at Close; it bounds the client's goroutines and the
+	// connections of its sessions.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -48,7 +48,8 @@ type Client struct {
 	mu         sync.Mutex
 	cur        *conn
 	closed     bool
-	flight     *flight
+	flight     *flight // the reconnect in progress, if any
+	br         breaker
 	resumeFrom string // the session whose server state is the client's
 	// lineage changes whenever a reconnect loses the server-side state (a
 	// resume skipped or failed): a call whose first attempt ran in another
@@ -63,21 +64,17 @@ type Client struct {
 	attempts   map[uint64]context.CancelFunc // nil once closed
 	attemptID  uint64
 
-	// Breaker transitions are reported by gobreaker under its own lock;
-	// they wait here until the goroutine that caused them can emit them.
-	pendingMu sync.Mutex
-	pending   []Event
-
 	stats counters
 }
 
-// conn is one SDK session and the generation number it holds.
+// conn is one SDK session and what it owns.
 type conn struct {
 	cs    *mcp.ClientSession
 	gen   uint64
-	dead  chan struct{} // closed when cs.Wait returns
-	dedup bool          // the server deduplicates tools/call by idempotency key
-	obs   *observer     // the HTTP traffic of a StreamableHTTP transport; nil otherwise
+	dead  chan struct{}      // closed when cs.Wait returns
+	end   context.CancelFunc // ends the connection's context
+	dedup bool               // the server deduplicates tools/call by idempotency key
+	obs   *observer          // the HTTP traffic of an observed transport; nil otherwise
 }
 
 func (c *conn) isDead() bool {
@@ -89,20 +86,35 @@ func (c *conn) isDead() bool {
 	}
 }
 
-// flight is a reconnect in progress; callers that failed on the same
-// generation wait for it instead of starting their own.
+// close closes the session and releases its context.
+func (c *conn) close() error {
+	err := c.cs.Close()
+	c.end()
+	return err
+}
+
+// flight is a reconnect in progress: the client's one prober. Callers that
+// failed on the session it replaces wait for it instead of dialling.
 type flight struct {
 	done chan struct{}
-	err  error
+	err  error // set before done is closed: nil when a new session is in place
 }
 
 type toolHints struct{ readOnly, idempotent bool }
 
 // Connect connects to the server through a transport from newTransport and
-// returns a Client on the new session. The first connection is attempted
-// once: an error here means the server could not be reached or refused the
-// handshake (the error says which), or an option was out of range (the
-// error names it).
+// returns a Client on the new session.
+//
+// A first connection that fails in a way that says "not yet" (connection
+// refused, 503, 429, a dropped connection, no answer within
+// Options.ConnectTimeout) is tried again with the policy's backoff, until
+// ctx ends or the policy's MaxElapsed (default 30s) has passed: a client
+// may start while its server is still starting. A refusal (401, an
+// unsupported protocol version, any JSON-RPC error) returns at once, and
+// so does every failure when Options.ConnectOnce is set. The error says
+// which failure it was; it matches ctx.Err() when ctx ended, and
+// [retry.ErrExhausted] when MaxElapsed did. An option out of range fails
+// with an error naming it.
 //
 // client's handlers, middleware and roots apply to every session the Client
 // creates. ctx bounds the first connection only.
@@ -127,9 +139,9 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		connectTimeout: opts.ConnectTimeout,
 		showResumeTool: opts.ShowResumeTool,
 		log:            opts.Logger,
-		onEvent:        opts.OnEvent,
 		tools:          map[string]toolHints{},
 		attempts:       map[uint64]context.CancelFunc{},
+		br:             newBreaker(opts.Breaker),
 	}
 	if c.resumer == nil {
 		c.resumer = resume.Tool{}
@@ -147,7 +159,6 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 	if c.log == nil {
 		c.log = zap.NewNop()
 	}
-	c.breaker = c.newBreaker(opts.Breaker)
 	if opts.Budget.Tokens >= 0 {
 		b, err := retry.NewBudget(opts.Budget.Tokens, opts.Budget.Ratio)
 		if err != nil {
@@ -155,64 +166,90 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		}
 		c.budget = b
 	}
-
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	cs, obs, err := c.dial(ctx)
+	if opts.OnEvent != nil {
+		c.events = newEventQueue(opts.OnEvent)
+		go c.events.run(c.deliver)
+	}
+
+	cur, err := c.connectFirst(ctx, opts.ConnectOnce)
 	if err != nil {
 		c.cancel()
-		return nil, fmt.Errorf("resilient: connect: %w", err)
+		if c.events != nil {
+			c.events.shutdown()
+		}
+		return nil, err
 	}
-	if ir := cs.InitializeResult(); ir != nil && c.sessionOpts.ProtocolVersion == "" {
+	if ir := cur.cs.InitializeResult(); ir != nil && c.sessionOpts.ProtocolVersion == "" {
 		c.sessionOpts.ProtocolVersion = ir.ProtocolVersion
 	}
-	c.cur = c.watch(cs, obs, 1)
-	c.resumeFrom = cs.ID()
+	c.cur = cur
+	c.resumeFrom = cur.cs.ID()
+	c.log.Info("connected", zap.String("session_id", cur.cs.ID()), zap.Uint64("generation", 1),
+		zap.String("protocol_version", c.sessionOpts.ProtocolVersion))
 	if opts.ResumeFrom != "" {
 		c.resumeFrom = opts.ResumeFrom
-		events, err := c.resume(cs, opts.ResumeFrom)
+		events, err := c.resume(cur.cs)
 		if err != nil {
-			c.Close()
+			_ = c.Close()
 			return nil, fmt.Errorf("resilient: connect: resume from %q: %w", opts.ResumeFrom, err)
 		}
 		for _, ev := range events {
 			c.emit(ev)
 		}
 	}
-	c.log.Info("connected", zap.String("session_id", cs.ID()), zap.Uint64("generation", 1),
-		zap.String("protocol_version", c.sessionOpts.ProtocolVersion))
 	return c, nil
 }
 
-func (c *Client) newBreaker(s BreakerSettings) *gobreaker.TwoStepCircuitBreaker[struct{}] {
-	if s.ConsecutiveFailures < 0 {
-		return nil
+// connectFirst dials the first session, trying again on failures that say
+// "not yet" (see Connect).
+func (c *Client) connectFirst(ctx context.Context, once bool) (*conn, error) {
+	start := time.Now()
+	bo := c.policy.NewBackOff()
+	for attempt := 1; ; attempt++ {
+		cn, err := c.dial(ctx, 1)
+		if err == nil {
+			return cn, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("resilient: connect: %w; last failure: %w", ctx.Err(), err)
+		}
+		class := retry.Classify(err)
+		c.emit(Event{Kind: EventAttemptFailed, Method: "initialize", Class: class, Attempt: attempt, Err: err})
+		if once || class == retry.Protocol {
+			return nil, fmt.Errorf("resilient: connect: %w", err)
+		}
+		wait := bo.NextBackOff()
+		if wait == backoff.Stop || c.policy.MaxElapsed > 0 && time.Since(start)+wait > c.policy.MaxElapsed {
+			return nil, fmt.Errorf("resilient: connect: %w", &retry.ExhaustedError{Attempts: attempt, Reason: "max elapsed time", Last: err})
+		}
+		c.log.Debug("connect failed; trying again", zap.Int("attempt", attempt), zap.Stringer("class", class),
+			zap.Duration("backoff", wait), zap.Error(err))
+		if serr := sleep(ctx, wait); serr != nil {
+			return nil, fmt.Errorf("resilient: connect: %w; last failure: %w", serr, err)
+		}
 	}
-	fails := uint32(s.ConsecutiveFailures)
-	if fails == 0 {
-		fails = defaultBreakerFails
+}
+
+func newBreaker(s BreakerSettings) breaker {
+	b := breaker{threshold: s.ConsecutiveFailures, first: s.OpenTimeout, maxOpen: s.MaxOpenTimeout}
+	if b.threshold == 0 {
+		b.threshold = defaultBreakerFails
 	}
-	timeout := s.OpenTimeout
-	if timeout == 0 {
-		timeout = defaultBreakerTimeout
+	if b.first == 0 {
+		b.first = defaultOpenTimeout
 	}
-	return gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        "mcp",
-		MaxRequests: uint32(s.HalfOpenRequests),
-		Timeout:     timeout,
-		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= fails },
-		IsExcluded:  func(err error) bool { return errors.Is(err, errNotCounted) },
-		OnStateChange: func(_ string, from, to gobreaker.State) {
-			c.pendingMu.Lock()
-			c.pending = append(c.pending, Event{Kind: EventBreakerStateChanged, Time: time.Now(), From: from.String(), To: to.String()})
-			c.pendingMu.Unlock()
-		},
-	})
+	if b.maxOpen == 0 {
+		b.maxOpen = defaultMaxOpenTimeout
+	}
+	b.maxOpen = max(b.maxOpen, b.first)
+	return b
 }
 
 // watch starts the goroutine that notices when cs dies by itself (a failed
 // standalone SSE stream, keepalive, a dead stdio process).
-func (c *Client) watch(cs *mcp.ClientSession, obs *observer, gen uint64) *conn {
-	cn := &conn{cs: cs, gen: gen, dead: make(chan struct{}), dedup: advertisesDedup(cs), obs: obs}
+func (c *Client) watch(cs *mcp.ClientSession, obs *observer, end context.CancelFunc, gen uint64) *conn {
+	cn := &conn{cs: cs, gen: gen, dead: make(chan struct{}), end: end, dedup: advertisesDedup(cs), obs: obs}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -234,22 +271,29 @@ func advertisesDedup(cs *mcp.ClientSession) bool {
 	return ok
 }
 
-// dial opens one new SDK session, and returns the observer of its HTTP
-// traffic when the transport has one.
-func (c *Client) dial(ctx context.Context) (*mcp.ClientSession, *observer, error) {
+// dial opens one new SDK session as generation gen.
+func (c *Client) dial(ctx context.Context, gen uint64) (*conn, error) {
+	c.stats.dials.Add(1)
 	t := c.factory()
 	if t == nil {
-		return nil, nil, errors.New("resilient: TransportFactory returned a nil transport")
+		return nil, errors.New("resilient: TransportFactory returned a nil transport")
 	}
 	var obs *observer
-	if ht, ok := t.(*httpTransport); ok {
-		obs = ht.obs
+	if ot, ok := t.(observedTransport); ok {
+		obs = ot.observer()
 	}
 	opts := c.sessionOpts
 	ctx, cancel := context.WithTimeout(ctx, c.connectTimeout)
 	defer cancel()
-	cs, err := c.client.Connect(ctx, &detached{Transport: t, life: c.ctx}, &opts)
-	return cs, obs, err
+	d := &detached{Transport: t, life: c.ctx}
+	cs, err := c.client.Connect(ctx, d, &opts)
+	if err != nil {
+		if d.end != nil {
+			d.end()
+		}
+		return nil, err
+	}
+	return c.watch(cs, obs, d.end, gen), nil
 }
 
 // detached connects its transport under the client's lifetime instead of
@@ -260,8 +304,8 @@ func (c *Client) dial(ctx context.Context) (*mcp.ClientSession, *observer, error
 type detached struct {
 	mcp.Transport
 	life context.Context
-	// end ends the connection's context early if the handshake fails; on
-	// success the connection lives until the client is closed.
+	// end ends the connection's context: when the handshake fails, or
+	// when the session is closed.
 	end context.CancelFunc
 }
 
@@ -278,20 +322,9 @@ func (d *detached) Connect(ctx context.Context) (mcp.Connection, error) {
 		return nil, ctx.Err()
 	}
 	if err != nil {
-		end()
 		return nil, err
 	}
 	return conn, nil
-}
-
-// current returns the session calls should use now.
-func (c *Client) current() (*conn, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, ErrClosed
-	}
-	return c.cur, nil
 }
 
 // Session returns the SDK session in use now. It changes after a reconnect,
@@ -312,8 +345,10 @@ func (c *Client) InitializeResult() *mcp.InitializeResult { return c.Session().I
 
 // Close closes the current session and stops any reconnect in progress.
 // Calls in flight and later calls return [ErrClosed]. Close waits for the
-// client's goroutines to end; it is idempotent and returns the error of
-// closing the session, if any.
+// client's goroutines to end and for the events emitted before it to reach
+// OnEvent (except when OnEvent itself calls Close: those events follow once
+// it returns). It is idempotent, and returns the error of closing a live
+// session, if any; closing a session that had already died is not an error.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -325,12 +360,14 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	c.cancel()
 	c.cancelAttempts()
-	err := cur.cs.Close()
+	wasDead := cur.isDead()
+	err := cur.close()
 	c.wg.Wait()
 	c.log.Info("closed", zap.String("session_id", cur.cs.ID()), zap.Uint64("generation", cur.gen))
-	if cur.isDead() && err != nil {
-		// The session had already died; that is what the client is for,
-		// not a failure to close.
+	if c.events != nil {
+		c.events.shutdown()
+	}
+	if wasDead {
 		return nil
 	}
 	return err
@@ -344,42 +381,25 @@ func (c *Client) Wait() error {
 	return nil
 }
 
-// emit reports ev to OnEvent. It must not be called with c.mu held.
+// emit queues ev for OnEvent. It never calls user code, so it may be called
+// anywhere, locks held or not.
 func (c *Client) emit(ev Event) {
-	if c.onEvent == nil {
-		return
+	if c.events != nil {
+		c.events.push(ev)
 	}
-	if ev.Time.IsZero() {
-		ev.Time = time.Now()
-	}
-	defer func() {
-		// A bug in a metrics callback must not take down the call it
-		// reports on, nor the reconnect goroutine (where a panic would end
-		// the process); it is logged with its stack and counted instead.
-		if r := recover(); r != nil {
-			c.stats.callbackPanics.Add(1)
-			c.log.Error("OnEvent panicked; event dropped", zap.Stringer("event", ev.Kind),
-				zap.Any("panic", r), zap.StackSkip("stack", 1))
-		}
-	}()
-	c.onEvent(ev)
 }
 
-// flushBreakerEvents emits the breaker transitions recorded since the last
-// flush, and logs them.
-func (c *Client) flushBreakerEvents() {
-	c.pendingMu.Lock()
-	evs := c.pending
-	c.pending = nil
-	c.pendingMu.Unlock()
-	for _, ev := range evs {
-		if ev.To == gobreaker.StateOpen.String() {
-			c.log.Warn("circuit breaker opened", zap.String("from", ev.From))
-		} else {
-			c.log.Info("circuit breaker state changed", zap.String("from", ev.From), zap.String("to", ev.To))
-		}
-		c.emit(ev)
+// emitTransition logs and reports a breaker transition, if any.
+func (c *Client) emitTransition(t *transition) {
+	if t == nil {
+		return
 	}
+	if t.to == breakerOpen {
+		c.log.Warn("circuit breaker opened", zap.String("from", t.from.String()))
+	} else {
+		c.log.Info("circuit breaker state changed", zap.String("from", t.from.String()), zap.String("to", t.to.String()))
+	}
+	c.emit(Event{Kind: EventBreakerStateChanged, From: t.from.String(), To: t.to.String()})
 }
 
 // Stats is a snapshot of what a [Client] has done. Counters only grow.
@@ -389,9 +409,10 @@ type Stats struct {
 	// Retries counts attempts after the first, Replays those that re-sent a
 	// call after its session was replaced.
 	Retries, Replays int64
-	// Reconnects counts sessions that replaced a dead one;
-	// ReconnectFailures the reconnect loops that gave up.
-	Reconnects, ReconnectFailures int64
+	// Dials counts connection attempts, the first included; Reconnects
+	// the sessions that replaced a dead one; ReconnectFailures the
+	// reconnects that ended without a session (a refusal, or Close).
+	Dials, Reconnects, ReconnectFailures int64
 	// Resumes, ResumesSkipped and ResumeFailures count the outcomes of
 	// resume after each reconnect; KeysCopied adds up the keys resumed.
 	Resumes, ResumesSkipped, ResumeFailures, KeysCopied int64
@@ -405,26 +426,31 @@ type Stats struct {
 	// is the first).
 	SessionID  string
 	Generation uint64
-	// Breaker is the breaker's state: "closed", "half-open", "open", or
-	// "disabled".
+	// Breaker is the breaker's state: "closed", "open", "half-open" (a
+	// probe is dialling), or "disabled".
 	Breaker string
 }
 
 type counters struct {
-	calls, retries, replays, reconnects, reconnectFailures atomic.Int64
-	resumes, resumesSkipped, resumeFailures, keysCopied    atomic.Int64
-	outcomeUnknown, budgetExhausted, callbackPanics        atomic.Int64
+	calls, retries, replays, dials, reconnects, reconnectFailures atomic.Int64
+	resumes, resumesSkipped, resumeFailures, keysCopied           atomic.Int64
+	outcomeUnknown, budgetExhausted, callbackPanics               atomic.Int64
 }
 
 // Stats returns a snapshot of the client's counters and current session.
 func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	cur := c.cur
+	br := c.br.state.String()
+	if c.br.threshold < 0 {
+		br = "disabled"
+	}
 	c.mu.Unlock()
-	s := Stats{
+	return Stats{
 		Calls:             c.stats.calls.Load(),
 		Retries:           c.stats.retries.Load(),
 		Replays:           c.stats.replays.Load(),
+		Dials:             c.stats.dials.Load(),
 		Reconnects:        c.stats.reconnects.Load(),
 		ReconnectFailures: c.stats.reconnectFailures.Load(),
 		Resumes:           c.stats.resumes.Load(),
@@ -436,10 +462,6 @@ func (c *Client) Stats() Stats {
 		CallbackPanics:    c.stats.callbackPanics.Load(),
 		SessionID:         cur.cs.ID(),
 		Generation:        cur.gen,
-		Breaker:           "disabled",
+		Breaker:           br,
 	}
-	if c.breaker != nil {
-		s.Breaker = c.breaker.State().String()
-	}
-	return s
 }

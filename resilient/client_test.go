@@ -86,7 +86,7 @@ func TestConnectRejectsBadInput(t *testing.T) {
 		{"multiplier below 1", newClient(), factory, &resilient.Options{Retry: retry.Policy{Multiplier: 0.5}}, "Multiplier"},
 		{"negative connect timeout", newClient(), factory, &resilient.Options{ConnectTimeout: -time.Second}, "ConnectTimeout"},
 		{"negative breaker timeout", newClient(), factory, &resilient.Options{Breaker: resilient.BreakerSettings{OpenTimeout: -1}}, "Breaker.OpenTimeout"},
-		{"negative half-open requests", newClient(), factory, &resilient.Options{Breaker: resilient.BreakerSettings{HalfOpenRequests: -1}}, "HalfOpenRequests"},
+		{"negative max open timeout", newClient(), factory, &resilient.Options{Breaker: resilient.BreakerSettings{MaxOpenTimeout: -1}}, "Breaker.MaxOpenTimeout"},
 		{"negative budget ratio", newClient(), factory, &resilient.Options{Budget: resilient.BudgetSettings{Ratio: -1}}, "Budget.Ratio"},
 		{"factory returns nil", newClient(), func() mcp.Transport { return nil }, nil, "nil transport"},
 		{"unreachable server", newClient(), resilient.StreamableHTTP("http://127.0.0.1:1/mcp", nil), nil, "connection refused"},
@@ -206,7 +206,7 @@ func TestPeerDiesSessionReplaced(t *testing.T) {
 	if s.Reconnects != 1 || s.ResumesSkipped != 1 || s.Generation != 2 {
 		t.Errorf("Stats = %+v, want 1 reconnect, resume skipped (no session ID), generation 2", s)
 	}
-	if n := len(events.of(resilient.EventReconnected)); n != 1 {
+	if n := len(events.waitFor(t, resilient.EventReconnected, 1)); n != 1 {
 		t.Errorf("%d reconnected events, want 1", n)
 	}
 }

@@ -25,7 +25,7 @@ func TestDedupDropAfterToolRan(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := c.CallTool(retry.WithIdempotencyKey(ctx, "inc-2"), &mcp.CallToolParams{Name: "increment_counter"})
+	res, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "increment_counter", Meta: keyMeta("inc-2")})
 	if err != nil {
 		t.Fatalf("increment with the answer lost, dedup on: %v", err)
 	}
@@ -73,11 +73,10 @@ func TestDedupMismatchedReplay(t *testing.T) {
 	c, _ := connect(t, cl, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	keyed := retry.WithIdempotencyKey(ctx, "note-1")
-	if _, err := c.CallTool(keyed, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"note": "a"}}); err != nil {
+	if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"note": "a"}, Meta: keyMeta("note-1")}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.CallTool(keyed, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"note": "b"}})
+	_, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"note": "b"}, Meta: keyMeta("note-1")})
 	if !retry.HasCode(err, resume.CodeKeyReused) {
 		t.Fatalf("same key, other arguments: err = %v, want JSON-RPC %d", err, resume.CodeKeyReused)
 	}
@@ -92,7 +91,10 @@ func TestDedupMismatchedReplay(t *testing.T) {
 	if got := cl.ToolRuns("add_note"); got != 1 {
 		t.Errorf("add_note ran %d times, want 1", got)
 	}
-	if _, err := c.CallTool(retry.WithIdempotencyKey(ctx, "bad key"), &mcp.CallToolParams{Name: "add_note"}); !errors.Is(err, resume.ErrInvalidIdempotencyKey) {
+	if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "add_note", Meta: keyMeta("bad key")}); !errors.Is(err, resume.ErrInvalidIdempotencyKey) {
 		t.Errorf("invalid caller key: err = %v, want ErrInvalidIdempotencyKey", err)
 	}
 }
+
+// keyMeta is the _meta of a call whose idempotency key the caller chose.
+func keyMeta(key string) mcp.Meta { return mcp.Meta{resume.IdempotencyKeyMeta: key} }

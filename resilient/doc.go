@@ -18,57 +18,86 @@
 //
 // # One call
 //
-//  1. A closed client returns [ErrClosed]; an open breaker [ErrCircuitOpen].
+//  1. A closed client returns [ErrClosed]. While the circuit breaker is
+//     open, a new call returns [ErrCircuitOpen] at once, unless its context
+//     carries [retry.WaitForReady]; while a reconnect is in progress, it
+//     waits for it.
 //  2. The call runs on the current session with a fresh copy of its params.
-//  3. Success, or a tool result with IsError, is returned as is. So are the
-//     caller's cancellation (the bare ctx.Err()) and the server's JSON-RPC
-//     errors.
-//  4. Any other failure is classified by [retry.Classify]. A lost or
-//     suspect session is replaced: once, for all callers that failed on it
-//     (single flight), under the circuit breaker, with exponential backoff
-//     and full jitter; the first dial is immediate, since another backend
-//     is usually healthy.
-//  5. The call is replayed only when that is safe (next section). Otherwise
-//     its error matches [ErrOutcomeUnknown] and the cause, and the client is
-//     already on a new session for the next call.
-//  6. Retries stop at the policy's attempts or elapsed time
-//     ([retry.ErrExhausted]), or when the shared retry budget runs low.
+//  3. Success, or a tool result with IsError, is returned as is.
+//  4. After a failure the client gathers the facts: the error's class
+//     ([retry.Classify]), what the transport saw of the call's own request
+//     (never connected, refused with which status, accepted or still
+//     running), and, when the session must be replaced, the outcome of the
+//     reconnect. A reconnect happens once for all callers that failed on
+//     the session (single flight): dial, resume_session, restore the
+//     logging level and subscriptions, swap.
+//  5. [retry.Decide], one pure function, says what to do: return the
+//     error, return [ErrOutcomeUnknown], send again after a backoff, or
+//     replay at once on the new session.
+//
+// Time bounds a call, not a count. It keeps going until its context ends,
+// the policy's MaxElapsed (default 30s) of waiting has passed, or a
+// failure says trying again cannot help; [retry.Policy].MaxAttempts is an
+// optional cap. MaxElapsed never cuts an attempt in progress: bound the
+// whole call with its context. The client dials a restarting server at
+// least every [retry.Policy].MaxBackoff (default 1s), so a call rides
+// through a restart and is answered about that soon after the server is
+// back.
 //
 // # When a call is replayed
 //
-//	failure                                        replayed?
-//	dial refused, DNS (never sent)                 yes, after backoff
-//	HTTP 429 or 503 (refused, not run)             yes, after backoff
-//	HTTP 404 / session not found / legacy 400      yes, on a new session
-//	  for the call's own request
-//	session already closed                         yes, on a new session
-//	connection dropped after sending, 500/502/504,
-//	or a 404 for another request while this one ran:
-//	  - a method other than tools/call             yes, on a new session
-//	  - tool with readOnlyHint or idempotentHint   yes (unless Policy.IgnoreAnnotations)
-//	  - a server running resume.Dedup              yes: it returns the first result
-//	  - retry.Idempotent(ctx) on the call          yes
-//	  - any other tools/call                       no: ErrOutcomeUnknown
-//	JSON-RPC error from the server, IsError result no: returned as is
-//	caller's context done                          no: ctx.Err()
+//	failure                                          replayed?
+//	dial refused, DNS, nothing written (never sent)  yes, after backoff or on a new session
+//	session already closed by the SDK (never sent)   yes, on a new session
+//	HTTP 429 or 503 for the call's own request       yes, after backoff or Retry-After
+//	HTTP 404 or 400 for the call's own request       yes, on a new session
+//	  (any SDK's "no session", even undecodable)
+//	another 4xx for it (401, 403, 413...)            no: returned as is
+//	may have run: dropped after sending, 500/502/504,
+//	a 404 for another request while it ran:
+//	  - a method other than tools/call               yes, on a new session
+//	  - tool with readOnlyHint or idempotentHint     yes (unless Policy.IgnoreAnnotations)
+//	  - a server running resume.Dedup                yes: it returns the first result
+//	  - retry.Idempotent(ctx) on the call            yes
+//	  - any other tools/call                         no: ErrOutcomeUnknown
+//	replay answered "still running" by Dedup         no: ErrOutcomeUnknown
+//	JSON-RPC error from the server, IsError result   no: returned as is
+//	caller's context done / Close                    no: ctx.Err() / ErrClosed
+//	retry.NoRetry(ctx)                               no: the first error
+//	MaxAttempts or the retry budget spent            no: retry.ErrExhausted
+//	no new session within the call's bounds          no: retry.ErrExhausted (or the
+//	  or the handshake refused                         refusal); ErrOutcomeUnknown if it may have run
 //
-// [retry.NotIdempotent] and [retry.NoRetry] on the call's context forbid
-// replays; [retry.WithPolicy] changes the policy for one call.
+// [retry.NotIdempotent] forbids replays of a call that may have run;
+// [retry.WithPolicy] changes the policy for one call. Each override on a
+// context applies to the one call it is passed to: reusing it for another
+// call fails with [retry.ErrOverrideReused].
 //
 // A 404 breaks the SDK's whole connection, and every call in flight on it
-// gets the same error. The transports of [StreamableHTTP] watch their own
-// HTTP traffic, so the client knows whether a call's own request was
+// gets the same error; a refusal whose body the SDK cannot decode reads only
+// "Bad Request". The transports of [StreamableHTTP] and [SSE] watch their
+// own HTTP traffic, so the client knows whether a call's own request was
 // refused (it did not run) or was still running or accepted (it may have).
 // With another [TransportFactory] it cannot tell, and treats a tools/call
 // that fails with a lost session as possibly run. Before resuming, the
 // client also waits (up to Options.ConnectTimeout) for the requests still
 // running on the old session to end, so that resume copies their writes.
 //
+// # Breaker and budget
+//
+// The circuit breaker ([BreakerSettings]) opens after consecutive failures
+// to reach the server (10 by default: about 5s of outage for one caller,
+// at once for a herd). While it is open the client's own prober dials the
+// server once per open period (1s, doubling to 2s, jittered) and the first
+// dial that connects closes it: the client is never locked out longer than
+// one period after the server is back. Every re-send, replays included, is
+// checked against a retry budget shared by all calls ([retry.Budget]).
+//
 // # Exactly-once tool calls
 //
 // Every tools/call carries an idempotency key in its _meta
-// ([resume.IdempotencyKeyMeta]), identical on its replays; set your own
-// with [retry.WithIdempotencyKey]. A server that installs [resume.Dedup]
+// ([resume.IdempotencyKeyMeta]), identical on its replays; to choose it,
+// put it in the call's params.Meta. A server that installs [resume.Dedup]
 // stores each result under its key and advertises it; on such a server a
 // tools/call whose outcome is unknown is replayed, and the replay returns
 // the first execution's result instead of running again. The client counts
@@ -85,10 +114,21 @@
 // version negotiated first is pinned for every reconnect. The resume tool
 // is hidden from ListTools and Tools unless [Options].ShowResumeTool.
 //
+// # Arguments
+//
+// A tools/call goes out with the Arguments the caller gave, as the raw
+// session sends them: the client is a drop-in, and code written against
+// [Session] behaves the same with either. An untyped nil becomes {} (the
+// SDK does that), but a nil map (map[string]any(nil)) or a nil
+// json.RawMessage is sent as "arguments": null, which servers of the
+// TypeScript SDK refuse with -32602 ("expected record, received null").
+// Pass nil or an empty map for a tool without arguments.
+//
 // # Observing
 //
 // [Options].Logger receives zap logs (attempts at Debug, reconnects and
 // resumes at Info, failures at Warn; never tool arguments or results).
 // [Options].OnEvent receives an [Event] for everything the client does on
-// its own, and [Client.Stats] returns counters.
+// its own, in order, on a goroutine of the client's, and [Client.Stats]
+// returns counters.
 package resilient

@@ -8,8 +8,9 @@ var ErrClosed = errors.New("resilient: client closed")
 
 // ErrCircuitOpen is matched by the error of a call refused because the
 // circuit breaker is open: recent attempts to reach the server failed, and
-// the client does not try again until the breaker's open timeout passes. The
-// error also wraps the failure that opened it, when one is known.
+// the client sends nothing until its own probe (a dial, once per open
+// period) reaches the server again. The error also wraps the latest
+// failure. [retry.WaitForReady] makes a call wait for the server instead.
 var ErrCircuitOpen = errors.New("resilient: circuit breaker open")
 
 // ErrOutcomeUnknown is matched by the error of a call that may or may not

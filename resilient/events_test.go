@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +29,8 @@ func (rejectingResumer) Resume(context.Context, *mcp.ClientSession, string) (res
 // agrees.
 func TestEventKinds(t *testing.T) {
 	seen := map[resilient.EventKind][]resilient.Event{}
-	record := func(events *eventLog, _ *resilient.Client) {
+	record := func(events *eventLog, c *resilient.Client) {
+		_ = c.Close() // delivers the events still queued
 		events.mu.Lock()
 		for _, ev := range events.events {
 			seen[ev.Kind] = append(seen[ev.Kind], ev)
@@ -78,20 +81,28 @@ func TestEventKinds(t *testing.T) {
 	t.Run("reconnect fails, breaker opens", func(t *testing.T) {
 		cl := startCluster(t, &testserver.Options{Backends: 1})
 		c, events := connect(t, cl, &resilient.Options{
-			Retry:   retry.Policy{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond},
+			Retry:   retry.Policy{InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxElapsed: 300 * time.Millisecond},
 			Breaker: resilient.BreakerSettings{ConsecutiveFailures: 2, OpenTimeout: time.Minute},
 		})
 		mustCounter(t, c, "get_counter")
 		cl.Inject(testserver.Fault{Kind: testserver.Unavailable, Method: "initialize", Count: 100})
 		cl.Inject(testserver.Fault{Kind: testserver.NotFoundPlain, Method: "tools/call"})
+		// The call rides the outage out until its own bound...
 		_, err := callCounter(ctx, t, c, "get_counter")
-		if !errors.Is(err, resilient.ErrCircuitOpen) {
+		if !errors.Is(err, retry.ErrExhausted) {
+			t.Errorf("err = %v, want ErrExhausted (max elapsed time)", err)
+		}
+		// ...and a call made while the breaker is open fails at once.
+		if _, err := callCounter(ctx, t, c, "get_counter"); !errors.Is(err, resilient.ErrCircuitOpen) {
 			t.Errorf("err = %v, want ErrCircuitOpen", err)
 		}
-		if s := c.Stats(); s.ReconnectFailures != 1 || s.Breaker != "open" {
-			t.Errorf("Stats = %+v, want 1 failed reconnect and the breaker open", s)
+		if s := c.Stats(); s.Breaker != "open" || s.Dials < 3 {
+			t.Errorf("Stats = %+v, want the breaker open after 2 failed dials", s)
 		}
-		record(events, c)
+		record(events, c) // Close ends the reconnect: reconnect_failed
+		if s := c.Stats(); s.ReconnectFailures != 1 {
+			t.Errorf("Stats.ReconnectFailures = %d after Close cut the reconnect, want 1", s.ReconnectFailures)
+		}
 	})
 	t.Run("budget exhausted", func(t *testing.T) {
 		cl := startCluster(t, nil)
@@ -150,14 +161,22 @@ func TestOnEventMayCallClient(t *testing.T) {
 	cl := startCluster(t, nil)
 	var c *resilient.Client
 	inner := make(chan error, 1)
+	var mu sync.Mutex
 	var order []resilient.EventKind
+	replayed := make(chan struct{})
+	var once sync.Once
 	c, _ = connect(t, cl, &resilient.Options{OnEvent: func(ev resilient.Event) {
-		order = append(order, ev.Kind) // events come one at a time here
-		if ev.Kind == resilient.EventReconnected {
+		mu.Lock()
+		order = append(order, ev.Kind)
+		mu.Unlock()
+		switch ev.Kind {
+		case resilient.EventReconnected:
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			_, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "get_counter"})
 			inner <- err
+		case resilient.EventReplayed:
+			once.Do(func() { close(replayed) })
 		}
 	}})
 	mustCounter(t, c, "increment_counter")
@@ -169,16 +188,11 @@ func TestOnEventMayCallClient(t *testing.T) {
 	if err := <-inner; err != nil {
 		t.Errorf("CallTool from OnEvent: %v", err)
 	}
-	var reconnected, replayed int
-	for i, k := range order {
-		switch k {
-		case resilient.EventReconnected:
-			reconnected = i
-		case resilient.EventReplayed:
-			replayed = i
-		}
-	}
-	if replayed < reconnected {
-		t.Errorf("events %v: replayed before reconnected", order)
+	<-replayed
+	mu.Lock()
+	defer mu.Unlock()
+	reconnected, replay := slices.Index(order, resilient.EventReconnected), slices.Index(order, resilient.EventReplayed)
+	if reconnected < 0 || replay < reconnected {
+		t.Errorf("events %v: want reconnected before replayed", order)
 	}
 }

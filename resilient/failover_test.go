@@ -67,7 +67,7 @@ func TestKillStickyBackendBetweenCalls(t *testing.T) {
 	if got := cl.ToolRuns("increment_counter"); got != 4 {
 		t.Errorf("increment_counter ran %d times on the servers, want 4", got)
 	}
-	resumed := events.of(resilient.EventResumed)
+	resumed := events.waitFor(t, resilient.EventResumed, 1)
 	if len(resumed) != 1 || resumed[0].OldSessionID != oldID || resumed[0].Resume.KeysCopied == 0 {
 		t.Errorf("resumed events = %+v, want one from %s with keys copied", resumed, oldID)
 	}
@@ -131,7 +131,7 @@ func TestDropAfterToolRan(t *testing.T) {
 	if c.ID() == oldID {
 		t.Errorf("after an unknown outcome the client is still on %s, want a fresh session", oldID)
 	}
-	if n := len(events.of(resilient.EventOutcomeUnknown)); n != 1 {
+	if n := len(events.waitFor(t, resilient.EventOutcomeUnknown, 1)); n != 1 {
 		t.Errorf("%d outcome-unknown events, want 1", n)
 	}
 	r := mustCounter(t, c, "increment_counter")
@@ -292,7 +292,7 @@ func TestServerWithoutResumeTool(t *testing.T) {
 	if r := mustCounter(t, c, "get_counter"); r.Instance == cl.Instance(backend) {
 		t.Errorf("served by the killed backend %s", r.Instance)
 	}
-	skipped := events.of(resilient.EventResumeSkipped)
+	skipped := events.waitFor(t, resilient.EventResumeSkipped, 1)
 	if len(skipped) != 1 || skipped[0].Err == nil {
 		t.Errorf("resume-skipped events = %+v, want one with its reason", skipped)
 	}

@@ -32,16 +32,52 @@ func startCluster(t *testing.T, opts *testserver.Options) *testserver.Cluster {
 	return cl
 }
 
-// eventLog collects events for assertions.
+// eventLog collects events for assertions. Events reach OnEvent on the
+// client's own goroutine, after the call that caused them may have
+// returned: wait for them with waitFor, or Close the client first.
 type eventLog struct {
 	mu     sync.Mutex
 	events []resilient.Event
+	notify chan struct{} // buffered 1: an event was added
 }
 
 func (l *eventLog) add(ev resilient.Event) {
 	l.mu.Lock()
 	l.events = append(l.events, ev)
+	notify := l.wake()
 	l.mu.Unlock()
+	select {
+	case notify <- struct{}{}:
+	default:
+	}
+}
+
+// wake returns the notify channel; l.mu must be held.
+func (l *eventLog) wake() chan struct{} {
+	if l.notify == nil {
+		l.notify = make(chan struct{}, 1)
+	}
+	return l.notify
+}
+
+// waitFor waits until at least n events of kind arrived, and returns them.
+func (l *eventLog) waitFor(t *testing.T, kind resilient.EventKind, n int) []resilient.Event {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		l.mu.Lock()
+		notify := l.wake()
+		l.mu.Unlock()
+		if got := l.of(kind); len(got) >= n {
+			return got
+		}
+		select {
+		case <-notify:
+		case <-timeout.C:
+			t.Fatalf("waited 10s for %d %v event(s); got %d", n, kind, len(l.of(kind)))
+		}
+	}
 }
 
 func (l *eventLog) of(kind resilient.EventKind) []resilient.Event {

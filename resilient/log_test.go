@@ -15,7 +15,6 @@ import (
 
 	"github.com/mcpkit/resilience/internal/testserver"
 	"github.com/mcpkit/resilience/resilient"
-	"github.com/mcpkit/resilience/retry"
 )
 
 // The logs tell an operator what happened (a reconnect and a resume at
@@ -31,7 +30,7 @@ func TestLogs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	const key, secret = "key-that-must-not-leak", "note-that-must-not-leak"
-	_, err := c.CallTool(retry.WithIdempotencyKey(ctx, key), &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"note": secret}})
+	_, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"note": secret}, Meta: keyMeta(key)})
 	if !errors.Is(err, resilient.ErrOutcomeUnknown) {
 		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
 	}

@@ -26,17 +26,21 @@ import (
 // it twice; otherwise the error matches [ErrOutcomeUnknown].
 //
 // Every call carries an idempotency key in _meta [resume.IdempotencyKeyMeta],
-// the same on each of its replays: a fresh random one, or the caller's, from
-// [retry.WithIdempotencyKey] or already in params.Meta. A server that runs
-// [resume.Dedup] returns the first execution's result to a replay, so such
-// calls are replayed even when their outcome is unknown.
+// the same on each of its replays: the caller's, when params.Meta already
+// has one, else a fresh random one. A server that runs resume.Dedup
+// returns the first execution's result to a replay, so such calls are
+// replayed even when their outcome is unknown. params is not changed; a
+// caller's key covers exactly the calls made with it.
 func (c *Client) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.CallToolResult, error) {
 	if params == nil {
 		return nil, errors.New("resilient: CallTool: params is nil")
 	}
-	key, err := idempotencyKey(ctx, params)
+	key, ok, err := resume.IdempotencyKeyFrom(params.Meta)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("resilient: CallTool: params.Meta: %w", err)
+	}
+	if !ok {
+		key = resume.NewIdempotencyKey()
 	}
 	return run(ctx, c, op{method: retry.MethodCallTool, tool: params.Name, key: key},
 		func(ctx context.Context, cs *mcp.ClientSession) (*mcp.CallToolResult, error) {
@@ -48,25 +52,6 @@ func (c *Client) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp
 			}
 			return cs.CallTool(ctx, p)
 		})
-}
-
-// idempotencyKey picks the call's key: the context's, else the one the
-// caller put in _meta, else a fresh one.
-func idempotencyKey(ctx context.Context, params *mcp.CallToolParams) (string, error) {
-	if key, ok := retry.IdempotencyKey(ctx); ok {
-		if err := resume.ValidateIdempotencyKey(key); err != nil {
-			return "", fmt.Errorf("resilient: CallTool: retry.WithIdempotencyKey: %w", err)
-		}
-		return key, nil
-	}
-	key, ok, err := resume.IdempotencyKeyFrom(params.Meta)
-	if err != nil {
-		return "", fmt.Errorf("resilient: CallTool: params.Meta: %w", err)
-	}
-	if ok {
-		return key, nil
-	}
-	return resume.NewIdempotencyKey(), nil
 }
 
 // ListTools lists the server's tools; see [mcp.ClientSession.ListTools].
@@ -260,6 +245,15 @@ func paginate[P any, PP interface {
 	mcp.Params
 }, R any, T any](ctx context.Context, params PP, list func(context.Context, PP) (R, error), page func(R) ([]T, string), setCursor func(PP, string)) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
+		// The pages are one call for the per-call overrides: claim them
+		// once, for every page.
+		ov, err := retry.TakeOverrides(ctx)
+		if err != nil {
+			var zero T
+			yield(zero, fmt.Errorf("resilient: %w", err))
+			return
+		}
+		ctx := context.WithValue(ctx, claimedKey{}, ov)
 		p := cloneParams(params)
 		if p == nil {
 			p = PP(new(P))
@@ -284,3 +278,7 @@ func paginate[P any, PP interface {
 		}
 	}
 }
+
+// claimedKey carries the per-call overrides that an iterator claimed for
+// all its pages.
+type claimedKey struct{}

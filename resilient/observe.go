@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -15,9 +16,19 @@ import (
 // The SDK cannot say whether the request behind an error reached the
 // server: a 404 for one request fails the whole streamable connection, and
 // every call in flight on it then gets the same ErrSessionMissing, whether
-// its own request was refused (it did not run) or accepted (it may have).
-// The transports made by StreamableHTTP watch their own HTTP traffic to
-// tell the two apart, and to know when a dead session's requests are over.
+// its own request was refused (it did not run) or accepted (it may have);
+// and a refusal whose body the SDK cannot decode (the TypeScript SDK's 400
+// with "id": null) reads only "Bad Request". The transports made by
+// StreamableHTTP and SSE watch their own HTTP traffic: what they saw of a
+// call's own request is the evidence retry.Decide trusts over the error's
+// text. They also see the Retry-After headers the SDK drops, and know when
+// a dead session's requests are over.
+
+// observedTransport is a transport that watches its HTTP requests.
+type observedTransport interface {
+	mcp.Transport
+	observer() *observer
+}
 
 // httpTransport is the transport StreamableHTTP makes: the SDK's, with an
 // observer on its HTTP client. Wrapping the Transport (not the Connection
@@ -26,6 +37,17 @@ type httpTransport struct {
 	*mcp.StreamableClientTransport
 	obs *observer
 }
+
+func (t *httpTransport) observer() *observer { return t.obs }
+
+// sseTransport is the transport SSE makes: the SDK's 2024-11-05 HTTP+SSE
+// client, with an observer on its HTTP client.
+type sseTransport struct {
+	*mcp.SSEClientTransport
+	obs *observer
+}
+
+func (t *sseTransport) observer() *observer { return t.obs }
 
 // observer counts the POSTs of one transport still in flight.
 type observer struct {
@@ -69,17 +91,80 @@ func (o *observer) waitIdle(ctx context.Context) {
 	}
 }
 
-// probe records the POSTs of one attempt of a call. The attempt's call
-// provably did not run only if every POST it started was refused: answered
-// with a non-2xx status, or never connected. A POST still waiting for its
-// answer, or answered 2xx, may have run it.
+// probe records what became of the POSTs of one attempt: the evidence of
+// whether its call may have run.
 type probe struct {
-	sent, refused atomic.Int32
+	mu           sync.Mutex
+	posts        int
+	notConnected int           // POSTs that never connected
+	refused      int           // POSTs answered with a status proving they did not run
+	status       int           // the last non-2xx status seen
+	retryAfter   time.Duration // from a 429 or 503
 }
 
-// mayHaveRun reports whether the attempt's request may have reached and
-// run on the server.
-func (p *probe) mayHaveRun() bool { return p.sent.Load() != p.refused.Load() }
+// evidence returns what the transport saw of the attempt's requests. The
+// call provably did not run only if every POST it started never connected
+// or was refused; a POST still waiting for its answer, answered 2xx, or
+// answered with a status that proves nothing (500, 502, 504) may have run
+// it. A nil probe (a transport that does not watch) saw nothing.
+func (p *probe) evidence() (retry.Request, int) {
+	if p == nil {
+		return retry.RequestUnobserved, 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.notConnected == p.posts:
+		return retry.RequestNotSent, 0
+	case p.notConnected+p.refused == p.posts:
+		return retry.RequestRefused, p.status
+	}
+	return retry.RequestMayHaveRun, p.status
+}
+
+// retryAfterHint returns the Retry-After of a 429 or 503 the attempt got.
+func (p *probe) retryAfterHint() time.Duration {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.retryAfter
+}
+
+func (p *probe) sent() {
+	p.mu.Lock()
+	p.posts++
+	p.mu.Unlock()
+}
+
+func (p *probe) failed(err error) {
+	if retry.Classify(err) != retry.NotSent {
+		return // it may have been written before the connection failed
+	}
+	p.mu.Lock()
+	p.notConnected++
+	p.mu.Unlock()
+}
+
+func (p *probe) answered(resp *http.Response) {
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.status = code
+	if !retry.ProvesNotRun(code) {
+		return
+	}
+	p.refused++
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		if d, ok := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			p.retryAfter = d
+		}
+	}
+}
 
 type probeKey struct{}
 
@@ -101,19 +186,19 @@ func (rt *observingRoundTripper) RoundTrip(req *http.Request) (*http.Response, e
 	}
 	p, _ := req.Context().Value(probeKey{}).(*probe)
 	if p != nil {
-		p.sent.Add(1)
+		p.sent()
 	}
 	rt.obs.begin()
 	resp, err := rt.next.RoundTrip(req)
 	if err != nil {
 		rt.obs.end()
-		if p != nil && retry.Classify(err) == retry.NotSent {
-			p.refused.Add(1)
+		if p != nil {
+			p.failed(err)
 		}
 		return nil, err
 	}
-	if p != nil && (resp.StatusCode < 200 || resp.StatusCode >= 300) {
-		p.refused.Add(1)
+	if p != nil {
+		p.answered(resp)
 	}
 	// The request is in flight until its response (an SSE stream, maybe)
 	// has been read to the end or closed.

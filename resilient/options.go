@@ -57,33 +57,47 @@ type Options struct {
 	// arguments and results are never logged.
 	Logger *zap.Logger
 
+	// ConnectOnce makes Connect try the first connection once, instead of
+	// trying again (within its context and the policy's MaxElapsed) on
+	// failures that say "not yet". Default false.
+	ConnectOnce bool
+
 	// OnEvent, when set, receives an [Event] for everything the client does
-	// on its own. It is called synchronously, never while the client holds
-	// a lock: on the goroutine of the call concerned, or, for reconnect
-	// events, on the reconnect goroutine once the reconnect has finished
-	// and before the calls waiting for it go on (so events arrive in the
-	// order things happened). It may call the client's methods. It should
-	// return quickly: a slow OnEvent delays the calls it reports on.
-	// A panic in OnEvent is recovered, logged at Error with its stack and
-	// counted in Stats.CallbackPanics; the call goes on.
+	// on its own, in the order things happened. It is called on a goroutine
+	// of the client's, one event at a time, never while the client holds a
+	// lock and never from inside a wait of the client's: it may call any
+	// method of the client, Close included. A slow OnEvent delays only the
+	// events after it, never a call. A panic in OnEvent is recovered,
+	// logged at Error with its stack and counted in Stats.CallbackPanics.
 	OnEvent func(Event)
 }
 
-// BreakerSettings configure the circuit breaker. It counts failed attempts
-// that show the server unreachable or refusing (connection refused, 429,
-// 503, failed reconnects); lost sessions and ambiguous failures are
-// expected during failover and are not counted, the reconnect they cause
-// is.
+// BreakerSettings configure the circuit breaker. It counts consecutive
+// failures that show the server unreachable or refusing (connection
+// refused, 429, 503, failed dials); any answer from the server resets the
+// count. Lost sessions and ambiguous failures are expected during failover
+// and are not counted; the dials of the reconnect they cause are. While
+// open, calls fail at once with [ErrCircuitOpen] (unless made with
+// [retry.WaitForReady]) and the client probes the server with a dial once
+// per open period; the first probe that connects closes it. Calls already
+// waiting for a reconnect when it opens keep waiting, within their bounds.
 type BreakerSettings struct {
-	// ConsecutiveFailures opens the breaker. 0 means 5; negative disables
-	// the breaker.
+	// ConsecutiveFailures opens the breaker. 0 means 10: with the default
+	// policy, a single caller's server must be unreachable for about 5s,
+	// so that a restart is ridden through without failing new calls, while
+	// many callers failing at once open it at once. Negative disables the
+	// breaker (the client then dials with the policy's backoff for as long
+	// as a reconnect lasts).
 	ConsecutiveFailures int
-	// OpenTimeout is how long the breaker stays open before it lets a
-	// trial attempt through (half-open). 0 means 30s.
+	// OpenTimeout is the first open period: how long the breaker stays
+	// open before its first probe. Each failed probe doubles it, up to
+	// MaxOpenTimeout; each period is jittered by ±20%. 0 means 1s.
 	OpenTimeout time.Duration
-	// HalfOpenRequests is how many trial attempts may run while half-open;
-	// that many successes close it. 0 means 1.
-	HalfOpenRequests int
+	// MaxOpenTimeout caps the open period, and so how late the client may
+	// notice that the server is back after a long outage (on average half
+	// of it). Raise it to spare a server with many clients; lower it to
+	// recover sooner. 0 means 2s; less than OpenTimeout means OpenTimeout.
+	MaxOpenTimeout time.Duration
 }
 
 // BudgetSettings configure the retry budget ([retry.Budget]).
@@ -98,8 +112,9 @@ type BudgetSettings struct {
 
 const (
 	defaultConnectTimeout = 10 * time.Second
-	defaultBreakerFails   = 5
-	defaultBreakerTimeout = 30 * time.Second
+	defaultBreakerFails   = 10
+	defaultOpenTimeout    = time.Second
+	defaultMaxOpenTimeout = 2 * time.Second
 )
 
 // validate reports the first field out of range, naming it.
@@ -111,9 +126,9 @@ func (o *Options) validate() error {
 	case o.ConnectTimeout < 0:
 		return fmt.Errorf("resilient: Options.ConnectTimeout is %v; want 0 (default %v) or more", o.ConnectTimeout, defaultConnectTimeout)
 	case o.Breaker.OpenTimeout < 0:
-		return fmt.Errorf("resilient: Options.Breaker.OpenTimeout is %v; want 0 (default %v) or more", o.Breaker.OpenTimeout, defaultBreakerTimeout)
-	case o.Breaker.HalfOpenRequests < 0:
-		return fmt.Errorf("resilient: Options.Breaker.HalfOpenRequests is %d; want 0 (default 1) or more", o.Breaker.HalfOpenRequests)
+		return fmt.Errorf("resilient: Options.Breaker.OpenTimeout is %v; want 0 (default %v) or more", o.Breaker.OpenTimeout, defaultOpenTimeout)
+	case o.Breaker.MaxOpenTimeout < 0:
+		return fmt.Errorf("resilient: Options.Breaker.MaxOpenTimeout is %v; want 0 (default %v) or more", o.Breaker.MaxOpenTimeout, defaultMaxOpenTimeout)
 	case o.Budget.Tokens >= 0 && o.Budget.Ratio < 0:
 		return fmt.Errorf("resilient: Options.Budget.Ratio is %v; want 0 (default %v) or more", o.Budget.Ratio, retry.DefaultBudgetRatio)
 	}

@@ -14,182 +14,192 @@ import (
 	"github.com/mcpkit/resilience/retry"
 )
 
-// reconnect replaces the session of generation failedGen, once for all
-// callers: the first caller starts the reconnect on a goroutine of the
-// client's, later ones wait for it. A caller whose ctx ends stops waiting;
-// the reconnect goes on for the others. It returns nil when a newer session
-// is in place.
-func (c *Client) reconnect(ctx context.Context, failedGen uint64, cause error) error {
+// replace replaces the session failed, once for all callers: the first
+// caller starts the reconnect (the flight) on a goroutine of the client's,
+// later ones wait for it. A caller stops waiting when wctx ends; the
+// reconnect goes on for the others. It returns nil when a newer session is
+// in place.
+func (c *Client) replace(wctx context.Context, failed *conn, cause error) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.cur.gen > failedGen {
+	if c.cur.gen > failed.gen {
 		c.mu.Unlock()
 		return nil
 	}
 	f := c.flight
 	if f == nil {
-		f = &flight{done: make(chan struct{})}
-		c.flight = f
-		old := c.cur
-		c.wg.Add(1)
-		go c.runReconnect(f, old, cause)
+		f = c.startFlightLocked(cause)
 	}
 	c.mu.Unlock()
+	return c.waitFlight(wctx, f)
+}
+
+// waitFlight waits for f to end, for wctx to end, or for Close.
+func (c *Client) waitFlight(wctx context.Context, f *flight) error {
 	select {
 	case <-f.done:
 		return f.err
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-wctx.Done():
+		return wctx.Err()
+	case <-c.ctx.Done():
+		return ErrClosed
 	}
 }
 
-// runReconnect dials until a new session is up (under the breaker, with the
-// policy's backoff; the first dial is immediate, since another backend is
-// usually healthy), resumes the old session's state on it, restores the
-// session-scoped state, and swaps it in. Its events are emitted after the
-// flight is over and before its waiters are released, never under a lock.
-func (c *Client) runReconnect(f *flight, old *conn, cause error) {
+// startFlightLocked starts the reconnect of the current session. c.mu must
+// be held; the reconnect costs a token of the retry budget, so that a
+// balancer that keeps losing sessions cannot loop callers forever.
+func (c *Client) startFlightLocked(cause error) *flight {
+	f := &flight{done: make(chan struct{})}
+	c.flight = f
+	old := c.cur
+	c.budget.Failure()
+	c.emit(Event{Kind: EventReconnectStarted, OldSessionID: old.cs.ID(), Generation: old.gen, Err: cause})
+	c.log.Info("reconnecting", zap.String("session_id", old.cs.ID()), zap.Uint64("generation", old.gen), zap.Error(cause))
+	c.wg.Add(1)
+	go c.runFlight(f, old)
+	return f
+}
+
+// runFlight dials until a new session is up, resumes the old session's
+// state on it, restores the session-scoped state and swaps it in. It is
+// the client's only dialer: the first dial is immediate (another backend
+// is usually healthy), then it waits the policy's backoff (capped by
+// MaxBackoff, so that a restarting server is found within about that
+// long), and once the breaker is open, one open period between probes. It
+// ends only with a new session, a refusal (the server answered the
+// handshake with an error: dialling again cannot help), or Close.
+func (c *Client) runFlight(f *flight, old *conn) {
 	defer c.wg.Done()
 	start := time.Now()
-	oldID := old.cs.ID()
-	var events []Event
-	events = append(events, Event{Kind: EventReconnectStarted, Time: start, OldSessionID: oldID, Generation: old.gen, Err: cause})
-	c.log.Info("reconnecting", zap.String("session_id", oldID), zap.Uint64("generation", old.gen), zap.Error(cause))
-
-	var cs *mcp.ClientSession
-	var obs *observer
-	attempts := 0
-	var last error
-	refused := false // the server refused the handshake: not a matter of retrying
-	dial := func() error {
-		if c.ctx.Err() != nil {
-			return backoff.Permanent(ErrClosed)
-		}
-		done, err := c.allow()
-		if err != nil {
-			if last != nil {
-				err = fmt.Errorf("%w; last failure: %w", err, last)
-			}
-			return backoff.Permanent(err)
-		}
-		attempts++
-		s, sobs, err := c.dial(c.ctx)
-		if err != nil {
-			class := retry.Classify(err)
-			if c.ctx.Err() != nil {
-				done(errNotCounted)
-				return backoff.Permanent(ErrClosed)
-			}
-			if class == retry.Cancelled {
-				// The connect timeout, not a caller: the server is not answering.
-				class = retry.NotSent
-			}
-			if class == retry.Protocol {
-				// The server is up and refuses the handshake (401, version):
-				// it is healthy, and retrying cannot help.
-				done(nil)
-				last = err
-				refused = true
-				return backoff.Permanent(err)
-			}
-			done(err)
-			c.flushBreakerEvents()
-			last = err
-			c.log.Debug("reconnect attempt failed", zap.Int("attempt", attempts), zap.Stringer("class", class), zap.Error(err))
-			events = append(events, Event{Kind: EventAttemptFailed, Method: "initialize", Class: class, Attempt: attempts, Err: err, Generation: old.gen})
-			return err
-		}
-		// Requests sent on the old session may still be running on a live
-		// server; copying its state before they end would lose their
-		// writes. Wait for them (bounded) before resuming.
-		if old.obs != nil {
-			wctx, cancel := context.WithTimeout(c.ctx, c.connectTimeout)
-			old.obs.waitIdle(wctx)
-			cancel()
-		}
-		resumed, err := c.resume(s, oldID)
-		if err != nil {
-			// The new session died before it answered resume_session:
-			// resuming on it is impossible, and using it would fail the
-			// call again. Drop it and dial another.
-			_ = s.Close()
-			done(err)
-			c.flushBreakerEvents()
-			last = err
-			c.log.Debug("reconnect attempt failed while resuming", zap.Int("attempt", attempts), zap.Error(err))
-			events = append(events, Event{Kind: EventAttemptFailed, Method: retry.MethodCallTool, Tool: resume.ToolName,
-				Class: retry.Classify(err), Attempt: attempts, Err: err, Generation: old.gen})
-			return err
-		}
-		done(nil)
-		c.flushBreakerEvents()
-		events = append(events, Event{Kind: EventReconnected, SessionID: s.ID(), OldSessionID: oldID, Generation: old.gen + 1,
-			Attempt: attempts, Duration: time.Since(start)})
-		events = append(events, resumed...)
-		cs, obs = s, sobs
-		return nil
-	}
-	p := c.policy
-	bo := backoff.WithContext(backoff.WithMaxRetries(p.NewBackOff(), uint64(p.MaxAttempts-1)), c.ctx)
-	err := backoff.Retry(dial, bo)
-	if err != nil && c.ctx.Err() != nil {
-		err = ErrClosed // Close cut the loop short
-	}
-
-	var next *conn
-	if err == nil {
-		events = append(events, c.restore(cs)...)
+	bo := c.policy.NewBackOff()
+	for dials := 1; ; dials++ {
 		c.mu.Lock()
-		if c.closed {
-			err = ErrClosed
-		} else {
-			next = c.watch(cs, obs, old.gen+1)
-			c.cur = next
+		t := c.br.probing()
+		c.mu.Unlock()
+		c.emitTransition(t)
+
+		next, events, err := c.connectNew(old)
+		if err == nil {
+			c.finishFlight(f, old, next, events, nil, dials, start)
+			return
+		}
+		if c.ctx.Err() != nil {
+			c.finishFlight(f, old, nil, nil, ErrClosed, dials, start)
+			return
+		}
+		class := retry.Classify(err)
+		if class == retry.Cancelled {
+			class = retry.NotSent // the connect timeout: nobody answered
+		}
+		if class == retry.Protocol {
+			// The server is up and refuses the handshake (401, version).
+			c.mu.Lock()
+			t := c.br.success()
+			c.mu.Unlock()
+			c.emitTransition(t)
+			c.finishFlight(f, old, nil, nil, err, dials, start)
+			return
+		}
+		c.log.Debug("reconnect attempt failed", zap.Int("attempt", dials), zap.Stringer("class", class), zap.Error(err))
+		c.emit(Event{Kind: EventAttemptFailed, Method: "initialize", Class: class, Attempt: dials, Err: err, Generation: old.gen})
+		c.mu.Lock()
+		t = c.br.probeFailed(err)
+		wait := c.br.openPeriod()
+		if !c.br.isOpen() {
+			wait = bo.NextBackOff()
+			if wait == backoff.Stop {
+				// Past MaxElapsed the policy's backoff stops growing; the
+				// reconnect goes on at its cap.
+				wait = c.policy.MaxBackoff
+			}
 		}
 		c.mu.Unlock()
-		if err != nil {
-			_ = cs.Close()
+		c.emitTransition(t)
+		if sleep(c.ctx, wait) != nil {
+			c.finishFlight(f, old, nil, nil, ErrClosed, dials, start)
+			return
 		}
 	}
-	if err != nil && !refused && !errors.Is(err, ErrCircuitOpen) && !errors.Is(err, ErrClosed) {
-		if last == nil {
-			last = err
-		}
-		err = &retry.ExhaustedError{Attempts: attempts, Reason: "reconnect", Last: last}
-	}
+}
 
+// connectNew dials a new session to replace old and brings the client's
+// state to it. It returns the events to report once the session is in use.
+func (c *Client) connectNew(old *conn) (*conn, []Event, error) {
+	next, err := c.dial(c.ctx, old.gen+1)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Requests sent on the old session may still be running on a live
+	// server; copying its state before they end would lose their writes.
+	// Wait for them (bounded) before resuming.
+	if old.obs != nil {
+		wctx, cancel := context.WithTimeout(c.ctx, c.connectTimeout)
+		old.obs.waitIdle(wctx)
+		cancel()
+	}
+	events := []Event{{Kind: EventReconnected, SessionID: next.cs.ID(), OldSessionID: old.cs.ID(), Generation: next.gen}}
+	resumed, err := c.resume(next.cs)
+	if err != nil {
+		// The new session died before it answered resume_session: using
+		// it would fail the call again. Drop it and dial another.
+		_ = next.close()
+		return nil, nil, fmt.Errorf("resume_session on the new session: %w", err)
+	}
+	events = append(events, resumed...)
+	events = append(events, c.restore(next.cs)...)
+	return next, events, nil
+}
+
+// finishFlight ends f: with next in place of old (err nil), or with err.
+// The swap, the breaker's closing and the end of the flight happen in one
+// critical section, so that a caller that fails on the new session starts
+// a new flight instead of waiting on this one; the events are queued there
+// too, before any caller can act on the new session.
+func (c *Client) finishFlight(f *flight, old, next *conn, events []Event, err error, dials int, start time.Time) {
+	d := time.Since(start)
 	c.mu.Lock()
+	if err == nil && c.closed {
+		err = ErrClosed
+	}
+	if err == nil {
+		events[0].Attempt, events[0].Duration = dials, d
+		for _, ev := range events {
+			c.emit(ev)
+		}
+		c.cur = next
+		c.emitTransition(c.br.success())
+	} else {
+		c.emit(Event{Kind: EventReconnectFailed, OldSessionID: old.cs.ID(), Generation: old.gen, Attempt: dials, Duration: d, Err: err})
+	}
 	c.flight = nil
 	f.err = err
 	c.mu.Unlock()
+	close(f.done)
 
-	d := time.Since(start)
 	if err != nil {
 		c.stats.reconnectFailures.Add(1)
-		c.log.Warn("reconnect failed", zap.String("session_id", oldID), zap.Uint64("generation", old.gen),
-			zap.Int("attempts", attempts), zap.Duration("duration", d), zap.Error(err))
-		events = append(events, Event{Kind: EventReconnectFailed, OldSessionID: oldID, Generation: old.gen, Attempt: attempts, Duration: d, Err: err})
-	} else {
-		c.stats.reconnects.Add(1)
-		c.log.Info("reconnected", zap.String("session_id", cs.ID()), zap.String("old_session_id", oldID),
-			zap.Uint64("generation", next.gen), zap.Int("attempts", attempts), zap.Duration("duration", d))
+		c.log.Warn("reconnect failed", zap.String("session_id", old.cs.ID()), zap.Uint64("generation", old.gen),
+			zap.Int("attempts", dials), zap.Duration("duration", d), zap.Error(err))
+		if next != nil {
+			_ = next.close()
+		}
+		return
 	}
-	// Emit before releasing the waiters, so that the events of the
-	// reconnect come before those of the replays it allows. The flight is
-	// already over: an OnEvent that calls the client starts a new one if it
-	// must, instead of waiting on this one.
-	for _, ev := range events {
-		c.emit(ev)
-	}
-	close(f.done)
-	if err == nil {
-		// The old session is dead or suspect, and out of use; closing it
-		// releases its goroutines.
-		_ = old.cs.Close()
-	}
+	c.stats.reconnects.Add(1)
+	c.log.Info("reconnected", zap.String("session_id", next.cs.ID()), zap.String("old_session_id", old.cs.ID()),
+		zap.Uint64("generation", next.gen), zap.Int("attempts", dials), zap.Duration("duration", d))
+	// The old session is dead or suspect, and out of use. Closing it
+	// releases its goroutines and context; it may wait for calls still in
+	// flight on it, so it happens on a goroutine of its own.
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		_ = old.close()
+	}()
 }
 
 // resume asks the new session's server to copy the state of the session
@@ -197,14 +207,14 @@ func (c *Client) runReconnect(f *flight, old *conn, cause error) {
 // returns an error only when no answer came (the session died too); a
 // refusal or a missing tool is reported in the events and the reconnect
 // stands.
-func (c *Client) resume(cs *mcp.ClientSession, oldID string) ([]Event, error) {
+func (c *Client) resume(cs *mcp.ClientSession) ([]Event, error) {
 	c.mu.Lock()
 	from := c.resumeFrom
 	c.mu.Unlock()
 	newID := cs.ID()
 	skip := func(why error) []Event {
 		c.stats.resumesSkipped.Add(1)
-		c.log.Info("resume skipped", zap.String("session_id", newID), zap.String("old_session_id", from), zap.Error(why))
+		c.log.Info("resume skipped", zap.String("session_id", newID), zap.String("old_session_id", from), zap.String("reason", why.Error()))
 		return []Event{{Kind: EventResumeSkipped, SessionID: newID, OldSessionID: from, Err: why}}
 	}
 	if from == "" || newID == "" {
@@ -224,7 +234,7 @@ func (c *Client) resume(cs *mcp.ClientSession, oldID string) ([]Event, error) {
 		c.setResumeFrom(from, true)
 		c.stats.resumeFailures.Add(1)
 		c.log.Warn("resume failed; keeping the old session ID for the next reconnect",
-			zap.String("session_id", newID), zap.String("old_session_id", from), zap.Error(err))
+			zap.String("session_id", newID), zap.String("old_session_id", from), zap.String("error", err.Error()))
 		return []Event{{Kind: EventResumeFailed, SessionID: newID, OldSessionID: from, Err: err}}, nil
 	}
 	// Only a resume that carried the state over keeps the lineage; after
@@ -246,4 +256,16 @@ func (c *Client) setResumeFrom(id string, lineageBroken bool) {
 		c.lineage++
 	}
 	c.mu.Unlock()
+}
+
+// sleep waits d, or until ctx ends (returning ctx.Err()).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

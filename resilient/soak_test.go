@@ -105,7 +105,8 @@ func soak(t *testing.T, dedup bool, d time.Duration) {
 					call.tool = "list_notes"
 				}
 				params.Name = call.tool
-				res, err := c.CallTool(retry.WithIdempotencyKey(ctx, call.key), params)
+				params.Meta = keyMeta(call.key)
+				res, err := c.CallTool(ctx, params)
 				if err == nil && res.IsError {
 					err = fmt.Errorf("tool error: %s", toolText(res))
 				}

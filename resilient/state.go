@@ -85,28 +85,35 @@ func (c *Client) learnTools(tools []*mcp.Tool) {
 	}
 }
 
+// hints returns what is known of tool's annotations, and whether any is.
+func (c *Client) hints(tool string) (toolHints, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h, ok := c.tools[tool]
+	return h, ok
+}
+
 // describe returns what is known of the call for a replay decision on
-// session cur, and whether its tool's annotations are known.
-func (c *Client) describe(o op, cur *conn) (retry.Call, bool) {
+// session cur, for a call that started in the given lineage.
+func (c *Client) describe(o op, cur *conn, lineage uint64) retry.Call {
 	call := retry.Call{Method: o.method}
 	if o.tool == "" {
-		return call, true
+		return call
 	}
 	c.mu.Lock()
-	h, ok := c.tools[o.tool]
-	sameLineage := c.lineage == o.lineage
+	h := c.tools[o.tool]
+	sameLineage := c.lineage == lineage
 	c.mu.Unlock()
 	call.ReadOnly, call.Idempotent = h.readOnly, h.idempotent
 	call.Dedup = o.key != "" && cur.dedup && sameLineage
-	return call, ok
+	return call
 }
 
-// refreshTools lists the tools on the current session to learn their
-// annotations, at most once per session. Errors leave the cache as it was:
-// an unknown tool is not replayed.
-func (c *Client) refreshTools(ctx context.Context) {
+// refreshTools lists the tools on cur to learn their annotations, at most
+// once per session. Errors leave the cache as it was: a tool whose
+// annotations are unknown is not replayed.
+func (c *Client) refreshTools(ctx context.Context, cur *conn) {
 	c.mu.Lock()
-	cur := c.cur
 	fresh := c.toolsGen == cur.gen
 	c.mu.Unlock()
 	if fresh {

@@ -173,7 +173,7 @@ func TestServerKinds(t *testing.T) {
 // and notices a dead server by the call's own error.
 func TestStatelessNoResume(t *testing.T) {
 	cl := startCluster(t, &testserver.Options{Stateless: true})
-	c, events := connect(t, cl, nil)
+	c, _ := connect(t, cl, nil)
 	if c.ID() != "" {
 		t.Fatalf("ID() = %q on a stateless server, want empty", c.ID())
 	}
@@ -183,7 +183,7 @@ func TestStatelessNoResume(t *testing.T) {
 	mustCounter(t, c, "get_counter")
 	cl.Inject(testserver.Fault{Kind: testserver.DropAfterTool, Method: "tools/call", Tool: "get_counter"})
 	mustCounter(t, c, "get_counter")
-	if n := len(events.of(resilient.EventResumed)); n != 0 {
+	if n := c.Stats().Resumes; n != 0 {
 		t.Errorf("%d resumes against a stateless server, want 0", n)
 	}
 	if s := c.Stats(); s.Replays != 1 {

@@ -82,14 +82,14 @@ func (t Tool) Resume(ctx context.Context, cs *mcp.ClientSession, oldSessionID st
 		if ctx.Err() != nil {
 			return Result{}, ctx.Err()
 		}
-		if isUnknownTool(err) {
+		if isUnknownTool(err, name) {
 			return Result{}, fmt.Errorf("%w: tool %q: %v", ErrUnsupported, name, err)
 		}
 		return Result{}, fmt.Errorf("%w: %w", ErrResumeFailed, err)
 	}
 	if res.IsError {
 		text := firstText(res)
-		if strings.Contains(strings.ToLower(text), "unknown tool") {
+		if saysUnknownTool(text, name) {
 			return Result{}, fmt.Errorf("%w: tool %q: %s", ErrUnsupported, name, text)
 		}
 		return Result{}, fmt.Errorf("%w: %w: tool %q returned an error: %s", ErrResumeFailed, ErrRejected, name, text)
@@ -132,14 +132,39 @@ func firstText(res *mcp.CallToolResult) string {
 	return ""
 }
 
-// isUnknownTool reports whether the server said it has no such tool. The
-// go-sdk answers -32602 with the text "unknown tool" (under 2026 wrapped in
-// a transport rejection, so the text is what survives); some servers answer
-// -32601 method not found.
-func isUnknownTool(err error) bool {
+// isUnknownTool reports whether err is a server's protocol error saying it
+// has no tool name: -32601 (method not found), or any error whose text says
+// so (see [saysUnknownTool]). The SDKs give no code of their own for it:
+// go-sdk and mcp-go answer -32602 (invalid params), a code that also means
+// arguments the tool refused, so the code alone does not tell.
+func isUnknownTool(err error, name string) bool {
 	var we *jsonrpc.Error
 	if errors.As(err, &we) && we.Code == jsonrpc.CodeMethodNotFound {
 		return true
 	}
-	return strings.Contains(strings.ToLower(err.Error()), "unknown tool")
+	return saysUnknownTool(err.Error(), name)
+}
+
+// saysUnknownTool reports whether msg, a server's error text (a protocol
+// error's message or the text of an IsError result), says that tool name
+// does not exist. Text is all the SDKs leave, and each words it its own way:
+//
+//	go-sdk               unknown tool "resume_session"               (-32602)
+//	mcp-go v1.2          tool 'resume_session' not found: tool not found (-32602)
+//	TypeScript SDK 1.32  MCP error -32602: Tool resume_session not found
+//	                     (an IsError result: McpServer turns the error into one)
+//	Python SDK (FastMCP) Unknown tool: resume_session
+//
+// A resume_session tool that exists and fails ("old session not found")
+// does not match: the words must name a tool, not a session.
+func saysUnknownTool(msg, name string) bool {
+	m := strings.ToLower(msg)
+	if strings.Contains(m, "unknown tool") || strings.Contains(m, "no such tool") {
+		return true
+	}
+	m = strings.NewReplacer(`"`, "", "'", "", "`", "").Replace(m)
+	n := strings.ToLower(name)
+	return strings.Contains(m, "tool "+n+" not found") ||
+		strings.Contains(m, "tool "+n+" does not exist") ||
+		strings.Contains(m, "tool not found: "+n)
 }

@@ -24,14 +24,16 @@ const (
 	Protocol
 	NotSent
 	Transient
+	SessionClosed
 	SessionLost
 	Ambiguous
 )
 
-var classNames = [...]string{"ok", "cancelled", "protocol", "not_sent", "transient", "session_lost", "ambiguous"}
+var classNames = [...]string{"ok", "cancelled", "protocol", "not_sent", "transient", "session_closed", "session_lost", "ambiguous"}
 
 // String returns the class's name as it appears in logs: "ok", "cancelled",
-// "protocol", "not_sent", "transient", "session_lost" or "ambiguous".
+// "protocol", "not_sent", "transient", "session_closed", "session_lost" or
+// "ambiguous".
 func (c Class) String() string {
 	if c < 0 || int(c) >= len(classNames) {
 		return "unknown"
@@ -59,17 +61,22 @@ func Classify(err error) Class {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return Cancelled
 	}
-	// The SDK proves a 404 for a known session ID with ErrSessionMissing, and
-	// a session that is already shut down with ErrConnectionClosed: in both
-	// cases the request did not run on the server.
-	if errors.Is(err, mcp.ErrSessionMissing) || errors.Is(err, mcp.ErrConnectionClosed) {
-		return SessionLost
+	// A session the SDK already shut down sends nothing: the request never
+	// left the client.
+	if errors.Is(err, mcp.ErrConnectionClosed) {
+		return SessionClosed
 	}
 	rejected, serverCodes := rpcCodes(err)
 	for _, code := range serverCodes {
 		if code == codeClientClosing || code == codeServerClosing {
-			return SessionLost
+			return SessionClosed
 		}
+	}
+	// A 404 for the session: the request that got it did not run, but the
+	// SDK fails every call in flight on the connection with it, so it does
+	// not say which request that was.
+	if errors.Is(err, mcp.ErrSessionMissing) {
+		return SessionLost
 	}
 	if c, ok := classifyText(err.Error()); ok {
 		return c
@@ -118,6 +125,10 @@ func classifyText(msg string) (Class, bool) {
 	// The server refused the caller; retrying with the same credentials
 	// cannot help.
 	case hasStatus(msg, http.StatusUnauthorized), hasStatus(msg, http.StatusForbidden):
+		return Protocol, true
+	// The server answered the handshake with a version the SDK does not
+	// speak: retrying cannot change it.
+	case strings.Contains(lower, "unsupported protocol version"):
 		return Protocol, true
 	// The SSE stream carrying the answer ended before the answer.
 	case strings.Contains(lower, "request terminated without response"):

@@ -60,14 +60,15 @@ func TestClassify(t *testing.T) {
 		{"(b2) request terminated without response", calling(errors.New("request terminated without response")), retry.Ambiguous},
 		{"(b3) failed to reconnect, flattened", calling(errors.New(`sending "tools/call": failed to reconnect (session ID: X): connection failed after 2 attempts: Get "http://127.0.0.1:1": dial tcp 127.0.0.1:1: connect: connection refused`)), retry.Ambiguous},
 		{"(c) 404 for a known session", sessionMissing, retry.SessionLost},
-		{"(c) later calls on the broken session", fmt.Errorf("%w: calling %q: %v", mcp.ErrConnectionClosed, "tools/call", "client is closing: "+sessionMissing.Error()), retry.SessionLost},
-		{"(a3) standalone SSE gave up", fmt.Errorf("%w: calling %q: %v", mcp.ErrConnectionClosed, "tools/call", "client is closing: standalone SSE stream: failed to reconnect"), retry.SessionLost},
+		{"(c) later calls on the broken session", fmt.Errorf("%w: calling %q: %v", mcp.ErrConnectionClosed, "tools/call", "client is closing: "+sessionMissing.Error()), retry.SessionClosed},
+		{"(a3) standalone SSE gave up", fmt.Errorf("%w: calling %q: %v", mcp.ErrConnectionClosed, "tools/call", "client is closing: standalone SSE stream: failed to reconnect"), retry.SessionClosed},
 		{"(b-stdio) peer died in flight", calling(io.EOF), retry.Ambiguous},
-		{"(b-stdio) later calls", fmt.Errorf("%w: calling %q: %v", mcp.ErrConnectionClosed, "tools/call", "client is closing: EOF"), retry.SessionLost},
+		{"(b-stdio) later calls", fmt.Errorf("%w: calling %q: %v", mcp.ErrConnectionClosed, "tools/call", "client is closing: EOF"), retry.SessionClosed},
 		{"(c') 404 JSON body with id, Python", body(-32600, "Session not found", "Not Found"), retry.SessionLost},
 		{"(c') 404 JSON body, TypeScript code", body(-32001, "Session not found", "Not Found"), retry.SessionLost},
 		{"legacy 400 no valid session ID", body(-32600, "Bad Request: No valid session ID provided", "Bad Request"), retry.SessionLost},
 		{"python client text session terminated", errors.New("Session terminated"), retry.SessionLost},
+		{"unsupported protocol version at the handshake", errors.New(`unsupported protocol version: "1999-01-01"`), retry.Protocol},
 		{"(d) 503", status("Service Unavailable"), retry.Transient},
 		{"(d) 429", status("Too Many Requests"), retry.Transient},
 		{"(d) 500", status("Internal Server Error"), retry.Ambiguous},
@@ -79,7 +80,7 @@ func TestClassify(t *testing.T) {
 		{"(g) unknown tool, 2026 over HTTP 400", body(jsonrpc.CodeInvalidParams, `unknown tool "x"`, "Bad Request"), retry.Protocol},
 		{"404 method not found is not session loss (mcp-toolbox#3588)", body(jsonrpc.CodeMethodNotFound, "method not found", "Not Found"), retry.Protocol},
 		{"(g) tool handler's own JSON-RPC error", calling(&jsonrpc.Error{Code: -32000, Message: "quota"}), retry.Protocol},
-		{"client closing code without the sentinel", calling(&jsonrpc.Error{Code: -32003, Message: "client is closing"}), retry.SessionLost},
+		{"client closing code without the sentinel", calling(&jsonrpc.Error{Code: -32003, Message: "client is closing"}), retry.SessionClosed},
 		{"unknown error", errors.New("something odd"), retry.Ambiguous},
 	}
 	for _, tt := range tests {
@@ -101,7 +102,7 @@ func errString(err error) string {
 func TestClassString(t *testing.T) {
 	for c, want := range map[retry.Class]string{
 		retry.OK: "ok", retry.Cancelled: "cancelled", retry.Protocol: "protocol", retry.NotSent: "not_sent",
-		retry.Transient: "transient", retry.SessionLost: "session_lost", retry.Ambiguous: "ambiguous", retry.Class(99): "unknown",
+		retry.Transient: "transient", retry.SessionClosed: "session_closed", retry.SessionLost: "session_lost", retry.Ambiguous: "ambiguous", retry.Class(99): "unknown",
 	} {
 		if got := c.String(); got != want {
 			t.Errorf("Class(%d).String() = %q, want %q", int(c), got, want)

@@ -1,6 +1,6 @@
 package retry
 
-import "context"
+import "net/http"
 
 // MethodCallTool is the one client method that can change server state.
 // Every other request a client sends (lists, reads, prompts, completion,
@@ -15,64 +15,234 @@ type Call struct {
 	// idempotentHint annotations, for tools/call.
 	ReadOnly, Idempotent bool
 	// Dedup is true when the server deduplicates tools/call by idempotency
-	// key, so that a replay returns the first execution's result.
+	// key and still holds the records of this call's first attempt, so
+	// that a replay returns the first execution's result.
 	Dedup bool
 }
 
-// Decision is what to do after a failed attempt.
+// Request is what the transport saw of one attempt's own request: the
+// evidence that tells "provably did not run" from "may have run" when the
+// SDK's error cannot (a 404 fails every call in flight on a connection with
+// the same error; a body the SDK cannot decode leaves a bare "Bad Request").
+type Request int
+
+// What a transport may have seen of an attempt's request.
+const (
+	// RequestUnobserved: the transport does not watch its requests (a custom
+	// factory, stdio); only the error's class speaks.
+	RequestUnobserved Request = iota
+	// RequestNotSent: no request of the attempt reached a server: none was
+	// written, or every one failed to connect.
+	RequestNotSent
+	// RequestRefused: the server or a balancer answered the request with a status
+	// that proves it was not run ([ProvesNotRun]); Attempt.Status holds it.
+	RequestRefused
+	// RequestMayHaveRun: the request was accepted (2xx), is still unanswered, or
+	// was answered with a status that does not prove it did not run (500,
+	// 502, 504).
+	RequestMayHaveRun
+)
+
+// ProvesNotRun reports whether an HTTP status answering an MCP request
+// proves the server did not run it. Every 4xx is a refusal before
+// dispatch: 404 and 400 (an unknown or missing session), 401 and 403,
+// 429 (rate limited), and the rest; so is 503, which servers and
+// balancers answer without running anything. 500, 502 and 504 may come
+// after the work started (a crash, a backend lost mid-request, a timeout)
+// and prove nothing; nor do 1xx, 2xx or 3xx.
+//
+// It is a pure function, safe for concurrent use.
+func ProvesNotRun(status int) bool {
+	return status >= 400 && status < 500 || status == http.StatusServiceUnavailable
+}
+
+// Attempt is everything [Decide] needs to know about a failed attempt.
+type Attempt struct {
+	// Class is the error's class ([Classify]).
+	Class Class
+	// CallerDone: the caller's context ended. Closed: the client was
+	// closed.
+	CallerDone, Closed bool
+	// Request is what the transport saw of this attempt's request, and
+	// Status the HTTP status that answered it (0 when none did).
+	Request Request
+	Status  int
+	// InProgress: the server answered that the first execution of this
+	// call is still running (resume.CodeInProgress).
+	InProgress bool
+	// Replay: this attempt re-sent the call.
+	Replay bool
+	// SessionDead: the SDK session the attempt used is closed.
+	SessionDead bool
+	// Reconnected reports the replacement of the attempt's session when it
+	// was needed ([NeedsNewSession]): ReconnectNone when not needed or not
+	// tried, ReconnectDone when a new session is in place, ReconnectFailed
+	// when none could be had within the call's bounds.
+	Reconnected Reconnect
+	// Call is the call, with what is known of its tool and of the server's
+	// deduplication (on the session it would be replayed on).
+	Call Call
+	// Override is the caller's per-call choice ([Idempotent],
+	// [NotIdempotent], [NoRetry]).
+	Override Overrides
+	// IgnoreAnnotations: the policy does not trust tool annotations.
+	IgnoreAnnotations bool
+	// AttemptsLeft: the policy's MaxAttempts allows another attempt.
+	// BudgetLeft: the client's retry budget allows another send.
+	AttemptsLeft, BudgetLeft bool
+}
+
+// Reconnect is the outcome of replacing a session, for [Attempt].
+type Reconnect int
+
+// Outcomes of a session replacement.
+const (
+	ReconnectNone Reconnect = iota
+	ReconnectDone
+	ReconnectFailed
+)
+
+// Action is what to do after a failed attempt.
+type Action int
+
+// The actions of a [Decision].
+const (
+	// ActReturn: return the error as it is (a JSON-RPC error from the server, a
+	// refusal, or NoRetry's first error; when a reconnect failed, its
+	// error).
+	ActReturn Action = iota
+	// ActCancelled: return the caller's ctx.Err(), unwrapped.
+	ActCancelled
+	// ActClosed: return ErrClosed.
+	ActClosed
+	// ActOutcomeUnknown: the call may have run and must not be sent again;
+	// return an error matching ErrOutcomeUnknown.
+	ActOutcomeUnknown
+	// ActExhausted: sending again would be safe, but the policy's attempts or
+	// the retry budget ran out; Decision.Reason says which.
+	ActExhausted
+	// ActBackoff: send again on the same session after the policy's backoff
+	// (or the server's Retry-After, if longer).
+	ActBackoff
+	// ActReplay: send again at once, on the session that replaced the failed
+	// one.
+	ActReplay
+)
+
+var actionNames = [...]string{"return", "cancelled", "closed", "outcome_unknown", "exhausted", "backoff", "replay"}
+
+// String returns the action's name as it appears in logs.
+func (a Action) String() string {
+	if a < 0 || int(a) >= len(actionNames) {
+		return "unknown"
+	}
+	return actionNames[a]
+}
+
+// Decision is the outcome of [Decide].
 type Decision struct {
-	// Retry: try the call again.
-	Retry bool
-	// Reconnect: the session is dead or suspect; replace it before anything
-	// else (even when Retry is false, so that the next call works).
-	Reconnect bool
-	// Backoff: wait the policy's backoff before retrying (otherwise retry
-	// at once, as after a reconnect).
-	Backoff bool
-	// OutcomeUnknown: the call may have run, and it is not replayed because
-	// running it twice may be unsafe.
-	OutcomeUnknown bool
+	Action Action
+	// Reason is "max attempts" or "retry budget" for Exhausted.
+	Reason string
 }
 
-// Decide returns what to do after an attempt of call failed with an error
-// of class c. sessionDead tells whether the session the attempt used is
-// known to be closed. Per-call overrides on ctx ([NoRetry], [Idempotent],
-// [NotIdempotent]) are honoured; ctx is not otherwise used.
-func Decide(ctx context.Context, p Policy, c Class, call Call, sessionDead bool) Decision {
-	var d Decision
-	switch c {
-	case OK, Cancelled, Protocol:
-		return d
-	case NotSent, Transient:
-		d.Retry = true
-		d.Reconnect = sessionDead
-		d.Backoff = !sessionDead
-	case SessionLost:
-		d.Retry, d.Reconnect = true, true
-	default: // Ambiguous
-		d.Reconnect = true
-		d.Retry = Replayable(ctx, p, call)
-		d.OutcomeUnknown = !d.Retry
+// NeedsNewSession reports whether the session of a failed attempt must be
+// replaced before anything else: the server lost it or refused it as
+// unknown (404, 400 "no valid session"), or the connection failed in a way
+// that leaves it suspect, or the SDK already closed it (dead). It is a fact
+// about the session, not a decision about the call: the session is
+// replaced even when the call is not replayed, so the next call works.
+// Cancellations and the server's own answers never replace a session.
+func NeedsNewSession(c Class, r Request, status int, dead bool) bool {
+	switch {
+	case c == OK || c == Cancelled || c == Protocol:
+		return false
+	case c == SessionClosed || c == SessionLost || c == Ambiguous || dead:
+		return true
+	case r == RequestRefused && (status == http.StatusNotFound || status == http.StatusBadRequest):
+		return true
 	}
-	if d.Retry && IsNoRetry(ctx) {
-		d.Retry, d.Backoff = false, false
-	}
-	return d
+	return false
 }
 
-// Replayable reports whether call may run twice without harm: a method
-// other than tools/call, a tool annotated readOnlyHint or idempotentHint
-// (unless p.IgnoreAnnotations), a server that deduplicates, or a per-call
-// [Idempotent]. [NotIdempotent] overrides all of these.
-func Replayable(ctx context.Context, p Policy, call Call) bool {
-	if replay, set := ReplayOverride(ctx); set {
-		return replay
+// Decide is the replay rule: what to do after an attempt failed. It is
+// the only place that rule lives; the README's replay table has one test
+// row per line here. A call is sent again only when that cannot run it
+// twice: nothing of it reached a server; the transport saw its own request
+// refused before dispatch; it is a read; its tool is annotated readOnlyHint
+// or idempotentHint (unless IgnoreAnnotations); the caller said so; or the
+// server deduplicates it. Otherwise a call that may have run ends in
+// OutcomeUnknown.
+//
+// Decide is a pure function, safe for concurrent use.
+func Decide(a Attempt) Decision {
+	switch {
+	case a.Closed:
+		return Decision{Action: ActClosed}
+	case a.CallerDone:
+		return Decision{Action: ActCancelled}
+	case a.Class == OK:
+		return Decision{Action: ActReturn}
+	case a.InProgress && a.Replay:
+		// The server holds the first execution as still running: its
+		// outcome is unknown, and the server refused to run it again.
+		return Decision{Action: ActOutcomeUnknown}
+	case a.Class == Protocol:
+		return Decision{Action: ActReturn}
 	}
-	if call.Method != MethodCallTool {
+	notRun := provedNotRun(a)
+	if !notRun && !replayable(a) {
+		return Decision{Action: ActOutcomeUnknown}
+	}
+	if a.Override.NoRetry {
+		return Decision{Action: ActReturn}
+	}
+	sessionGone := NeedsNewSession(a.Class, a.Request, a.Status, a.SessionDead)
+	if sessionGone && a.Reconnected != ReconnectDone {
+		// No session to send it on: the reconnect's error says why.
+		return Decision{Action: ActReturn}
+	}
+	if !sessionGone && a.Request == RequestRefused && !(a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable) {
+		// Refused for a reason that sending again cannot change (401,
+		// 403, 413...).
+		return Decision{Action: ActReturn}
+	}
+	switch {
+	case !a.AttemptsLeft:
+		return Decision{Action: ActExhausted, Reason: "max attempts"}
+	case !a.BudgetLeft:
+		return Decision{Action: ActExhausted, Reason: "retry budget"}
+	case a.Reconnected == ReconnectDone:
+		return Decision{Action: ActReplay}
+	}
+	return Decision{Action: ActBackoff}
+}
+
+// provedNotRun reports whether the attempt provably did not run its call.
+// The transport's evidence wins over the error's text.
+func provedNotRun(a Attempt) bool {
+	switch a.Request {
+	case RequestNotSent, RequestRefused:
+		return true
+	case RequestMayHaveRun:
+		return false
+	}
+	// Unobserved: only the class speaks. A lost session says only that
+	// some request was refused, not which one: it proves nothing for a
+	// call that was in flight.
+	return a.Class == NotSent || a.Class == Transient || a.Class == SessionClosed
+}
+
+// replayable reports whether running the call twice is harmless.
+func replayable(a Attempt) bool {
+	switch a.Override.Replay {
+	case ReplayYes:
+		return true
+	case ReplayNo:
+		return false
+	}
+	if a.Call.Method != MethodCallTool || a.Call.Dedup {
 		return true
 	}
-	if call.Dedup {
-		return true
-	}
-	return !p.IgnoreAnnotations && (call.ReadOnly || call.Idempotent)
+	return !a.IgnoreAnnotations && (a.Call.ReadOnly || a.Call.Idempotent)
 }

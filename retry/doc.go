@@ -16,23 +16,34 @@
 //   - [NotSent]: the request never reached a server (dial refused, DNS).
 //   - [Transient]: a server or balancer refused it without running it
 //     (HTTP 429 or 503); the session is intact.
+//   - [SessionClosed]: the SDK session was already shut down; nothing was
+//     sent.
 //   - [SessionLost]: the server no longer knows the session (HTTP 404, the
 //     "session not found" bodies of other SDKs, legacy 400 "no valid session
-//     ID") or the SDK session is closed. The server did not run the call.
+//     ID"). The request that got that answer did not run, but the SDK gives
+//     the same error to every call in flight on the connection, so only the
+//     transport's evidence ([Request]) says whether it was this call's.
 //   - [Ambiguous]: the request was sent and the answer was lost (connection
 //     dropped, 500/502/504, "request terminated without response"). It may
 //     have run.
 //
 // # Replay
 //
-// [Decide] turns a class and what is known about the call (its method, its
-// tool annotations, per-call overrides, server deduplication) into a
-// [Decision]: retry or not, on a new session or the same one, after a
-// backoff or at once. The rule is net/http's: replay only when the request
-// cannot run twice.
+// [Decide] is the replay rule, in one pure function. Its input, an
+// [Attempt], holds everything the decision needs: the error's class, what
+// the transport saw of the attempt's own request ([Request], with the HTTP
+// status: [ProvesNotRun] holds the table of statuses that prove a request
+// was not run), whether the session was replaced, the call's method and
+// tool annotations, the server's deduplication, the caller's overrides and
+// what is left of the attempts and the budget. Its output is an [Action]:
+// return, return "outcome unknown", send again after a backoff, or replay
+// at once on a new session. The rule is net/http's: send again only when
+// the request cannot run twice.
 //
 // # Per-call overrides
 //
-// [WithPolicy], [Idempotent], [NotIdempotent] and [NoRetry] attach overrides
-// to a context for one call.
+// [WithPolicy], [Idempotent], [NotIdempotent], [NoRetry] and
+// [WaitForReady] attach overrides to a context for one call: a second call
+// made with the same context fails with [ErrOverrideReused] rather than
+// silently inheriting them.
 package retry

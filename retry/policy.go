@@ -11,9 +11,8 @@ import (
 
 // Defaults of [Policy], used for every zero field.
 const (
-	DefaultMaxAttempts    = 4
 	DefaultInitialBackoff = 100 * time.Millisecond
-	DefaultMaxBackoff     = 5 * time.Second
+	DefaultMaxBackoff     = time.Second
 	DefaultMultiplier     = 2.0
 	DefaultMaxElapsed     = 30 * time.Second
 )
@@ -22,9 +21,10 @@ const (
 // value is usable: every zero field takes the default written beside it.
 // A Policy is a plain value, safe to copy and to share.
 type Policy struct {
-	// MaxAttempts bounds the attempts of one call, the first included.
-	// 0 means DefaultMaxAttempts (4); 1 means never retry. Negative is
-	// invalid.
+	// MaxAttempts, when positive, caps the attempts of one call (sends,
+	// the first included; waiting for a reconnect is not an attempt): 1
+	// means never send twice. 0 (the default) means no cap: time bounds a
+	// call (MaxElapsed and its context). Negative is invalid.
 	MaxAttempts int
 
 	// InitialBackoff is the ceiling of the first wait between attempts; the
@@ -32,16 +32,21 @@ type Policy struct {
 	// DefaultInitialBackoff (100ms).
 	InitialBackoff time.Duration
 
-	// MaxBackoff caps the ceiling of any wait. 0 means DefaultMaxBackoff (5s).
+	// MaxBackoff caps the ceiling of any wait, between the attempts of a
+	// call and between the client's reconnect dials before its breaker
+	// opens: while a server restarts, the first try after it is back comes
+	// at most this late. 0 means DefaultMaxBackoff (1s).
 	MaxBackoff time.Duration
 
 	// Multiplier grows the ceiling after each wait. 0 means
 	// DefaultMultiplier (2); otherwise it must be at least 1.
 	Multiplier float64
 
-	// MaxElapsed bounds the time spent retrying one call, waits included;
-	// the caller's context may bound it further. 0 means DefaultMaxElapsed
-	// (30s); negative means no bound other than MaxAttempts and the context.
+	// MaxElapsed bounds the time one call spends waiting to be sent again
+	// (backoffs, reconnects, a server's Retry-After), counted from the
+	// call's start; an attempt in progress is never cut by it, only by the
+	// caller's context, which may bound the call further. 0 means
+	// DefaultMaxElapsed (30s); negative means no bound but the context.
 	MaxElapsed time.Duration
 
 	// IgnoreAnnotations stops the readOnlyHint and idempotentHint that a
@@ -55,7 +60,7 @@ type Policy struct {
 func (p Policy) Validate() error {
 	switch {
 	case p.MaxAttempts < 0:
-		return fmt.Errorf("retry: Policy.MaxAttempts is %d; want 0 (default %d) or more", p.MaxAttempts, DefaultMaxAttempts)
+		return fmt.Errorf("retry: Policy.MaxAttempts is %d; want 0 (no cap, the default) or more", p.MaxAttempts)
 	case p.InitialBackoff < 0:
 		return fmt.Errorf("retry: Policy.InitialBackoff is %v; want 0 (default %v) or more", p.InitialBackoff, DefaultInitialBackoff)
 	case p.MaxBackoff < 0:
@@ -68,9 +73,6 @@ func (p Policy) Validate() error {
 
 // WithDefaults returns p with every zero field replaced by its default.
 func (p Policy) WithDefaults() Policy {
-	if p.MaxAttempts == 0 {
-		p.MaxAttempts = DefaultMaxAttempts
-	}
 	if p.InitialBackoff == 0 {
 		p.InitialBackoff = DefaultInitialBackoff
 	}

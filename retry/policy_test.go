@@ -42,7 +42,7 @@ func TestPolicyValidate(t *testing.T) {
 
 func TestPolicyDefaults(t *testing.T) {
 	got := retry.Policy{}.WithDefaults()
-	want := retry.Policy{MaxAttempts: retry.DefaultMaxAttempts, InitialBackoff: retry.DefaultInitialBackoff,
+	want := retry.Policy{InitialBackoff: retry.DefaultInitialBackoff,
 		MaxBackoff: retry.DefaultMaxBackoff, Multiplier: retry.DefaultMultiplier, MaxElapsed: retry.DefaultMaxElapsed}
 	if got != want {
 		t.Errorf("Policy{}.WithDefaults() = %+v, want %+v", got, want)
@@ -127,5 +127,29 @@ func TestBudget(t *testing.T) {
 	nilBudget.Failure()
 	if !nilBudget.Allow() {
 		t.Error("a nil Budget must allow every retry")
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in     string
+		want   time.Duration
+		wantOK bool
+	}{
+		{"", 0, false},
+		{"3", 3 * time.Second, true},
+		{" 0 ", 0, true},
+		{"-1", 0, false},
+		{"soon", 0, false},
+		{"Tue, 01 Dec 2026 12:00:05 GMT", 5 * time.Second, true},
+		{"Tue, 01 Dec 2026 11:00:00 GMT", 0, true},
+		{"99999999999999999999", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := retry.ParseRetryAfter(tt.in, now)
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("ParseRetryAfter(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.wantOK)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,7 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -49,16 +52,19 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		ln.Close()
 		return err
 	}
+	if cfg.dedup {
+		server.AddReceivingMiddleware(replica.Dedup(store, 0))
+	}
 
 	// POSTs in flight are counted so that a shutdown can wait for them: a
 	// POST returns once its answer is written, whereas a GET is a
 	// long-lived event stream that only closing its session ends.
 	var inflight atomic.Int64
-	sdk := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
-		Stateless:                  cfg.stateless,
-		Logger:                     log,
-		DisableLocalhostProtection: cfg.allowAnyHost,
-	})
+	sdk, err := mcpHandler(cfg, server, rdb, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
@@ -76,7 +82,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("serving", "addr", ln.Addr().String(), "mcp", "/mcp", "health", "/health", "redis", opt.Addr, "stateless", cfg.stateless)
+	log.Info("serving", "addr", ln.Addr().String(), "mcp", "/mcp", "health", "/health", "redis", opt.Addr, "stateless", cfg.stateless, "adopt", cfg.adopt && !cfg.stateless, "dedup", cfg.dedup)
 	if err := store.Ping(ctx); err != nil && ctx.Err() == nil {
 		// Not fatal: /health answers 503 until Redis is reachable, and the
 		// balancer keeps the replica out of rotation meanwhile.
@@ -90,6 +96,57 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 	}
 	log.Info("shutting down", "inflight_posts", inflight.Load())
 	return shutdown(srv, server, &inflight, served, cfg.shutdownTimeout, log)
+}
+
+// mcpHandler is the handler of /mcp: stateless, the go-sdk's stock
+// stateful handler (-adopt=false), or by default replica.Handler, which
+// serves every session on every replica, with Redis event store.
+func mcpHandler(cfg config, server *mcp.Server, rdb redis.UniversalClient, log *slog.Logger) (http.Handler, error) {
+	getServer := func(*http.Request) *mcp.Server { return server }
+	if cfg.stateless || !cfg.adopt {
+		return mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
+			Stateless:                  cfg.stateless,
+			Logger:                     log,
+			DisableLocalhostProtection: cfg.allowAnyHost,
+		}), nil
+	}
+	store, err := redisstore.New(rdb, &redisstore.Options{DefaultTTL: cfg.sessionTTL})
+	if err != nil {
+		return nil, err
+	}
+	events, err := redisstore.NewEventStore(rdb, &redisstore.EventOptions{TTL: cfg.sessionTTL})
+	if err != nil {
+		return nil, err
+	}
+	var es mcp.EventStore = events
+	if cfg.killAfterEvent != "" {
+		es = killAfterEvent{EventStore: events, marker: []byte(cfg.killAfterEvent), log: log}
+	}
+	return replica.NewHandler(getServer, store, &replica.HandlerOptions{
+		EventStore:                 es,
+		SessionTTL:                 cfg.sessionTTL,
+		Logger:                     log,
+		DisableLocalhostProtection: cfg.allowAnyHost,
+	}), nil
+}
+
+// killAfterEvent is the -test-kill-after-event hook: it stores each event,
+// then kills the process if the event contains marker, so that the event
+// is in Redis and never reaches the client from this process.
+type killAfterEvent struct {
+	mcp.EventStore
+	marker []byte
+	log    *slog.Logger
+}
+
+func (k killAfterEvent) Append(ctx context.Context, session, stream string, data []byte) error {
+	err := k.EventStore.Append(ctx, session, stream, data)
+	if err == nil && bytes.Contains(data, k.marker) {
+		k.log.Warn("test hook: killing this process after storing the event", "session", session, "stream", stream)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // SIGKILL is not delivered synchronously; never return
+	}
+	return err
 }
 
 // shutdown stops accepting connections, waits for the POSTs in flight (tool

@@ -6,6 +6,9 @@
 //	mcpcall -url http://127.0.0.1:8080/mcp tools
 //	mcpcall -url http://127.0.0.1:8080/mcp call add_note '{"note":"hello"}'
 //	mcpcall -stdio 'npx -y @modelcontextprotocol/server-everything' call echo '{"message":"hi"}'
+//	mcpcall -sse http://127.0.0.1:3001/sse tools
+//	mcpcall -url https://mcp.example.com/mcp -header 'Authorization: Bearer TOKEN' tools
+//	mcpcall -url http://127.0.0.1:8080/mcp -session ~/.mcpcall-session call increment_counter
 //
 // # Commands
 //
@@ -16,19 +19,28 @@
 // {"isError", "structuredContent", "content"}: structuredContent only when the
 // tool returned one, content always (an array of MCP content blocks).
 //
-// Every invocation opens a new session: server-side state kept per session
-// (the demo servers' counter and notes) starts afresh each time.
+// Every invocation opens a new session. Without -session, server-side state
+// kept per session (the demo servers' counter and notes) starts afresh each
+// time; with -session FILE, mcpcall records in FILE the session it ended on,
+// and the next run with the same FILE resumes that session's state
+// (resilient.Options.ResumeFrom, the server's resume_session tool) before
+// its command, so consecutive runs keep the server's state.
 //
 // # Flags
 //
 // Flags go before the command. Exactly one of -url (a streamable HTTP
-// endpoint) and -stdio (a command line, run as a stdio server and restarted
-// on reconnect; '...', "..." and backslash quote as in a shell, nothing is
-// expanded) names the server. -attempts bounds the attempts of the call and of
-// each reconnect (default 4); -timeout the whole command (default 60s).
+// endpoint), -sse (an endpoint of the 2024-11-05 HTTP+SSE transport) and
+// -stdio (a command line, run as a stdio server and restarted on reconnect;
+// '...', "..." and backslash quote as in a shell, nothing is expanded) names
+// the server. -header 'Name: value' (repeatable) adds a header to every HTTP
+// request, such as a bearer token; -protocol-version pins the MCP protocol
+// version (some servers, mcp-go's among them, give sessions only under
+// 2025-11-25); -session FILE keeps the session's state across runs (above).
+// -attempts caps the sends of the call (default 0: no cap, the call is
+// bounded by time); -timeout the whole command (default 60s).
 // -replay-unsafe replays a call whose outcome is unknown even when the tool
 // is not known to be idempotent (retry.Idempotent), so it may run twice; -key
-// sets the call's idempotency key (retry.WithIdempotencyKey), which a server
+// sets the call's idempotency key (in its _meta), which a server
 // running resume.Dedup scopes per authenticated user, else per session: mcpcall
 // sends no credentials, so a key repeated in a later run does not stop the
 // call from running again. -v tells more on stderr.
@@ -60,6 +72,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -112,7 +125,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 // config is what the command line asks for.
 type config struct {
 	url, stdio   string
+	sse          string
 	argv         []string // -stdio split into words
+	headers      headerList
+	protocol     string
+	sessionFile  string
 	attempts     int
 	timeout      time.Duration
 	verbose      bool
@@ -131,8 +148,12 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	fs.StringVar(&cfg.url, "url", "", "`URL` of the server's streamable HTTP endpoint, e.g. http://127.0.0.1:8080/mcp")
+	fs.StringVar(&cfg.sse, "sse", "", "`URL` of the server's SSE endpoint (the 2024-11-05 HTTP+SSE transport) instead of -url")
+	fs.Var(&cfg.headers, "header", "add header `'Name: value'` to every HTTP request (repeatable), e.g. 'Authorization: Bearer TOKEN'")
+	fs.StringVar(&cfg.protocol, "protocol-version", "", "pin the MCP protocol `VERSION`, e.g. 2025-11-25 (default: negotiate the newest)")
+	fs.StringVar(&cfg.sessionFile, "session", "", "keep server state across runs: resume the session recorded in `FILE` (if any)\nbefore the command, and record the session this run ended on")
 	fs.StringVar(&cfg.stdio, "stdio", "", "run `COMMAND` as a stdio server instead of -url (one string; '...', \"...\" and \\ quote\nas in a shell, nothing is expanded); it is restarted on reconnect")
-	fs.IntVar(&cfg.attempts, "attempts", retry.DefaultMaxAttempts, "`N` attempts per call and per reconnect, the first included; 1 never retries")
+	fs.IntVar(&cfg.attempts, "attempts", 0, "`N` attempts (sends) per call, the first included; 1 never sends twice; 0: no cap,\nthe call is bounded by -timeout")
 	fs.DurationVar(&cfg.timeout, "timeout", 60*time.Second, "deadline for the whole command, connecting included")
 	fs.BoolVar(&cfg.verbose, "v", false, "verbose: also every failed attempt, breaker change and full session IDs on stderr,\nand the call's arguments")
 	fs.BoolVar(&cfg.replayUnsafe, "replay-unsafe", false, "replay the call even if it is not idempotent: when the connection dies after\nsending it, run it again (it may then run twice) instead of exiting 3")
@@ -183,25 +204,38 @@ func parseArgs(args []string) (config, error) {
 		return cfg, fmt.Errorf("unknown command %q: want tools or call", cfg.command)
 	}
 
+	var named []string
+	for _, f := range []struct{ name, value string }{{"-url", cfg.url}, {"-sse", cfg.sse}, {"-stdio", cfg.stdio}} {
+		if f.value != "" {
+			named = append(named, f.name)
+		}
+	}
 	switch {
-	case cfg.url != "" && cfg.stdio != "":
-		return cfg, fmt.Errorf("-url and -stdio both given: name the server with one of them")
-	case cfg.url == "" && cfg.stdio == "":
-		return cfg, fmt.Errorf("no server: give -url URL or -stdio 'COMMAND ARGS'")
-	case cfg.url != "":
-		u, err := url.Parse(cfg.url)
+	case len(named) > 1:
+		return cfg, fmt.Errorf("%s both given: name the server with one of them", strings.Join(named, " and "))
+	case len(named) == 0:
+		return cfg, fmt.Errorf("no server: give -url URL, -sse URL or -stdio 'COMMAND ARGS'")
+	case cfg.url != "" || cfg.sse != "":
+		name, raw := "-url", cfg.url
+		if cfg.sse != "" {
+			name, raw = "-sse", cfg.sse
+		}
+		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return cfg, fmt.Errorf("-url %q: want an http:// or https:// URL", cfg.url)
+			return cfg, fmt.Errorf("%s %q: want an http:// or https:// URL", name, raw)
 		}
 	default:
+		if len(cfg.headers) > 0 {
+			return cfg, fmt.Errorf("-header applies to -url and -sse, not to a -stdio server")
+		}
 		argv, err := splitWords(cfg.stdio)
 		if err != nil {
 			return cfg, fmt.Errorf("-stdio %q: %v", cfg.stdio, err)
 		}
 		cfg.argv = argv
 	}
-	if cfg.attempts < 1 {
-		return cfg, fmt.Errorf("-attempts %d: want 1 or more", cfg.attempts)
+	if cfg.attempts < 0 {
+		return cfg, fmt.Errorf("-attempts %d: want 0 (no cap) or more", cfg.attempts)
 	}
 	if cfg.timeout <= 0 {
 		return cfg, fmt.Errorf("-timeout %v: want a positive duration such as 30s", cfg.timeout)
@@ -212,6 +246,49 @@ func parseArgs(args []string) (config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// headerList is the repeatable -header flag.
+type headerList []header
+
+type header struct{ name, value string }
+
+func (h *headerList) String() string {
+	var parts []string
+	for _, x := range *h {
+		parts = append(parts, x.name+": "+x.value)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Set parses "Name: value". The value may be empty; the name must be a
+// valid header name.
+func (h *headerList) Set(s string) error {
+	name, value, ok := strings.Cut(s, ":")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") {
+		return fmt.Errorf("want 'Name: value', got %q", s)
+	}
+	value = strings.TrimSpace(value)
+	if strings.ContainsAny(value, "\r\n") {
+		return fmt.Errorf("header %s: the value has a line break", name)
+	}
+	*h = append(*h, header{http.CanonicalHeaderKey(name), value})
+	return nil
+}
+
+// headerTransport adds the -header headers to every request.
+type headerTransport struct {
+	headers headerList
+	next    http.RoundTripper
+}
+
+func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	for _, h := range t.headers {
+		req.Header.Set(h.name, h.value)
+	}
+	return t.next.RoundTrip(req)
 }
 
 // extraArgs explains arguments left after a command; the usual cause is a
@@ -250,8 +327,8 @@ func checkObject(s string) error {
 // printUsage writes the help of -h.
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
-  mcpcall (-url URL | -stdio COMMAND) [flags] tools
-  mcpcall (-url URL | -stdio COMMAND) [flags] call NAME [ARGS]
+  mcpcall (-url URL | -sse URL | -stdio COMMAND) [flags] tools
+  mcpcall (-url URL | -sse URL | -stdio COMMAND) [flags] call NAME [ARGS]
 
 mcpcall talks to an MCP server through a resilient client: when the server
 loses the session or the connection drops, it reconnects, resumes the
@@ -264,7 +341,8 @@ Commands:
                    print {"isError", "structuredContent", "content"}
                    (structuredContent only when the tool returned one)
 
-Each run opens a new session. stdout carries only the JSON result; stderr
+Each run opens a new session; with -session FILE it first resumes the state
+of the session the previous run with FILE ended on. stdout carries only the JSON result; stderr
 tells reconnects, resumes, replays and errors. Tool arguments appear only
 with -v.
 
@@ -281,6 +359,9 @@ Examples:
   mcpcall -url http://127.0.0.1:8080/mcp -replay-unsafe call increment_counter
   mcpcall -url http://127.0.0.1:8080/mcp -attempts 1 -timeout 5s call get_counter
   mcpcall -stdio 'npx -y @modelcontextprotocol/server-everything' -v tools
+  mcpcall -sse http://127.0.0.1:3001/sse call echo '{"message":"hi"}'
+  mcpcall -url http://127.0.0.1:8080/mcp -header 'Authorization: Bearer TOKEN' tools
+  mcpcall -url http://127.0.0.1:8080/mcp -session state.txt call increment_counter
 
 Exit codes:
   0  success
@@ -309,19 +390,47 @@ func (r *runner) run(parent context.Context) int {
 
 	// A client of our own, so that closing its idle connections at the end
 	// leaves no goroutine behind (http.DefaultClient's would linger).
-	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	defer hc.CloseIdleConnections()
-	server := r.cfg.url
-	newTransport := resilient.StreamableHTTP(r.cfg.url, hc)
-	if r.cfg.stdio != "" {
-		server = r.cfg.stdio
-		newTransport = resilient.Command(func() *exec.Cmd { return r.newCmd(ctx) })
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	defer base.CloseIdleConnections()
+	hc := &http.Client{Transport: base}
+	if len(r.cfg.headers) > 0 {
+		hc.Transport = &headerTransport{headers: r.cfg.headers, next: base}
 	}
-	client := mcp.NewClient(&mcp.Implementation{Name: "mcpcall", Version: "1"}, nil)
-	c, err := resilient.Connect(ctx, client, newTransport, &resilient.Options{
+	var server string
+	var newTransport resilient.TransportFactory
+	switch {
+	case r.cfg.stdio != "":
+		server = r.cfg.stdio
+		// Many stdio servers (server-everything among them) do not exit
+		// when their stdin closes: do not wait the SDK's 5s for each.
+		newTransport = resilient.CommandTransport(func() *exec.Cmd { return r.newCmd(ctx) }, stdioTerminate)
+	case r.cfg.sse != "":
+		server = r.cfg.sse
+		newTransport = resilient.SSE(r.cfg.sse, hc)
+	default:
+		server = r.cfg.url
+		newTransport = resilient.StreamableHTTP(r.cfg.url, hc)
+	}
+	opts := &resilient.Options{
 		Retry:   retry.Policy{MaxAttempts: r.cfg.attempts},
 		OnEvent: r.say.event,
-	})
+	}
+	if r.cfg.protocol != "" {
+		opts.SessionOptions = &mcp.ClientSessionOptions{ProtocolVersion: r.cfg.protocol}
+	}
+	if r.cfg.sessionFile != "" {
+		id, err := readSessionFile(r.cfg.sessionFile)
+		if err != nil {
+			r.errw.line("mcpcall: -session: " + oneLine(err))
+			return exitUsage
+		}
+		opts.ResumeFrom = id
+		if r.cfg.verbose && id != "" {
+			r.say.say("resuming session %s recorded in %s", id, r.cfg.sessionFile)
+		}
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "mcpcall", Version: "1"}, nil)
+	c, err := resilient.Connect(ctx, client, newTransport, opts)
 	if err != nil {
 		return r.fail(parent, ctx, "connecting to "+server, err)
 	}
@@ -343,6 +452,10 @@ func (r *runner) run(parent context.Context) int {
 		code = r.call(parent, ctx, c)
 	}
 
+	if r.cfg.sessionFile != "" {
+		r.recordSession(c.ID())
+	}
+
 	// Close waits for the client's goroutines (and a stdio server's exit),
 	// so nothing writes to stderr once run has returned.
 	closeErr := c.Close()
@@ -355,6 +468,40 @@ func (r *runner) run(parent context.Context) int {
 		}
 	}
 	return code
+}
+
+// stdioTerminate is how long closing a stdio server's session waits, after
+// closing its stdin, before the SDK sends it SIGTERM.
+const stdioTerminate = 500 * time.Millisecond
+
+// readSessionFile returns the session ID recorded in path: "" when the file
+// does not exist yet (a first run).
+func readSessionFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	id := strings.TrimSpace(string(b))
+	if err := resume.ValidateSessionID(id); id != "" && err != nil {
+		return "", fmt.Errorf("%s does not hold a session ID: %v", path, err)
+	}
+	return id, nil
+}
+
+// recordSession writes the session this run ended on to the -session file,
+// for the next run to resume. A server without sessions (stateless, stdio,
+// SSE) leaves nothing to record: the file is left as it is.
+func (r *runner) recordSession(id string) {
+	if id == "" {
+		r.say.say("no session ID to record in %s: the server keeps no sessions", r.cfg.sessionFile)
+		return
+	}
+	if err := os.WriteFile(r.cfg.sessionFile, []byte(id+"\n"), 0o600); err != nil {
+		r.errw.line("mcpcall: -session: recording the session: " + oneLine(err))
+	}
 }
 
 // newCmd makes the stdio server's process; a reconnect makes another.
@@ -392,13 +539,14 @@ func (r *runner) call(parent, ctx context.Context, c *resilient.Client) int {
 	if r.cfg.replayUnsafe {
 		ctx = retry.Idempotent(ctx)
 	}
-	if r.cfg.key != "" {
-		ctx = retry.WithIdempotencyKey(ctx, r.cfg.key)
-	}
 	if r.cfg.verbose {
 		r.say.say("calling %s with %s", r.cfg.tool, compact(r.cfg.args))
 	}
-	res, err := c.CallTool(ctx, &mcp.CallToolParams{Name: r.cfg.tool, Arguments: r.cfg.args})
+	params := &mcp.CallToolParams{Name: r.cfg.tool, Arguments: r.cfg.args}
+	if r.cfg.key != "" {
+		params.Meta = mcp.Meta{resume.IdempotencyKeyMeta: r.cfg.key}
+	}
+	res, err := c.CallTool(ctx, params)
 	if err != nil {
 		return r.fail(parent, ctx, "call "+r.cfg.tool, err)
 	}

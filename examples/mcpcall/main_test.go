@@ -211,7 +211,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"-url", url, "-retries", "3", "tools"}, "-retries"},
 		{"bad url", []string{"-url", "127.0.0.1:8080", "tools"}, "want an http:// or https:// URL"},
 		{"unbalanced quote", []string{"-stdio", "server 'arg", "tools"}, "unterminated ' quote"},
-		{"attempts zero", []string{"-url", url, "-attempts", "0", "tools"}, "-attempts 0"},
+		{"attempts negative", []string{"-url", url, "-attempts", "-1", "tools"}, "-attempts -1: want 0 (no cap) or more"},
 		{"timeout zero", []string{"-url", url, "-timeout", "0s", "tools"}, "-timeout 0s"},
 		{"bad key", []string{"-url", url, "-key", "a b", "call", "increment_counter"}, "-key"},
 		{"key with tools", []string{"-url", url, "-key", "k1", "tools"}, "apply to call only"},

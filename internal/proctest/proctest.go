@@ -72,11 +72,18 @@ type Proc struct {
 // group) and reaped when t ends, and its output is logged if t failed.
 func Start(t testing.TB, name, path string, args ...string) *Proc {
 	t.Helper()
+	return StartEnv(t, name, nil, path, args...)
+}
+
+// StartEnv is [Start] with env ("KEY=value") added to the test's own
+// environment; a key given in env overrides the inherited one.
+func StartEnv(t testing.TB, name string, env []string, path string, args ...string) *Proc {
+	t.Helper()
 	p := &Proc{Name: name, out: &tailBuffer{max: maxOutput}, done: make(chan struct{})}
 	p.cmd = exec.Command(path, args...)
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
-	p.cmd.Env = os.Environ()
+	p.cmd.Env = append(os.Environ(), env...)
 	// A group of its own: a kill reaches whatever the process started, and
 	// a signal sent to the test's group (Ctrl-C) does not race our kills.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -108,3 +108,12 @@ func TestFreePort(t *testing.T) {
 		t.Errorf("FreePort = %d", p)
 	}
 }
+
+func TestStartEnv(t *testing.T) {
+	t.Setenv("PROCTEST_INHERITED", "old")
+	p := StartEnv(t, "sh", []string{"PROCTEST_INHERITED=new", "PROCTEST_ADDED=yes"}, Binary(t, "sh"), "-c", `echo "$PROCTEST_INHERITED $PROCTEST_ADDED"`)
+	<-p.Exited()
+	if got := p.Output(); got != "new yes\n" {
+		t.Errorf("Output = %q, want %q (env overrides the inherited value and adds)", got, "new yes\n")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -43,6 +44,11 @@ type HandlerOptions struct {
 	// MaxRequestBodyBytes bounds a request body. Zero means
 	// mcp.DefaultMaxRequestBodyBytes; negative means no limit.
 	MaxRequestBodyBytes int64
+
+	// Logger gets one Info line per adopted session and one Warn line per
+	// refused request (unknown session, principal mismatch, store
+	// failure), with the session ID. Nil means no logging.
+	Logger *slog.Logger
 
 	// DisableLocalhostProtection turns off the DNS-rebinding protection
 	// that the go-sdk's handler also applies: a request received on a
@@ -138,6 +144,9 @@ func NewHandler(getServer func(*http.Request) *mcp.Server, store Store, opts *Ha
 	}
 	if h.opts.MaxRequestBodyBytes == 0 {
 		h.opts.MaxRequestBodyBytes = mcp.DefaultMaxRequestBodyBytes
+	}
+	if h.opts.Logger == nil {
+		h.opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if h.opts.EventStore != nil {
 		h.events = h.opts.EventStore
@@ -239,6 +248,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ls, status, err := h.session(r, id)
 	if err != nil {
+		h.opts.Logger.Warn("request refused", "session", id, "method", r.Method, "status", status, "err", err)
 		http.Error(w, err.Error(), status)
 		return
 	}
@@ -409,6 +419,7 @@ func (h *Handler) adopt(r *http.Request, ls *localSession) {
 		}
 	}
 	h.live(ls, ss)
+	h.opts.Logger.Info("session adopted", "session", ls.id, "subscriptions", len(rec.Subscriptions))
 }
 
 // refresh brings a local copy in line with the session's record, which
