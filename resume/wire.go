@@ -18,3 +18,14 @@ const (
 	// outcome is unknown to the caller.
 	CodeInProgress = -32051
 )
+
+// AdoptCapability is the experimental server capability by which a server
+// whose sessions every replica serves (resume/replica's Handler) tells
+// clients that its session outlives the replica that served it: after a
+// dropped connection or a response that ended without an answer, the same
+// session ID goes on working through the balancer, so a client need not
+// reconnect and resume (an answer lost with its replica is still lost:
+// the call's outcome is unknown). Its value is an object; "eventStore":
+// true says that responses already stored are replayed to a client that
+// resumes its stream with Last-Event-ID on any replica.
+const AdoptCapability = "io.github.mcpkit/adopt"

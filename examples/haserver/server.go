@@ -48,7 +48,14 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		SubscribeHandler:   func(context.Context, *mcp.SubscribeRequest) error { return nil },
 		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
 	})
-	if err := demotools.Register(server, demotools.Options{Store: store, Instance: cfg.instance}); err != nil {
+	// One line as each tool call starts and ends: which replica ran what.
+	around := func(ctx context.Context, tool string, next func(context.Context) error) error {
+		log.Info("tool started", "tool", tool)
+		err := next(ctx)
+		log.Info("tool finished", "tool", tool, "err", err)
+		return err
+	}
+	if err := demotools.Register(server, demotools.Options{Store: store, Instance: cfg.instance, Around: around}); err != nil {
 		ln.Close()
 		return err
 	}

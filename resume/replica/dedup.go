@@ -116,18 +116,20 @@ func (d *dedup) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	}
 }
 
-// advertise adds resume.DedupCapability to a copy of the result's capabilities
-// (the server may share one capabilities value between sessions).
+// advertise adds resume.DedupCapability to the capabilities of an
+// initialize or server/discover result.
 func advertise(res mcp.Result) {
-	var caps **mcp.ServerCapabilities
 	switch r := res.(type) {
 	case *mcp.InitializeResult:
-		caps = &r.Capabilities
+		advertiseCapability(&r.Capabilities, resume.DedupCapability, map[string]any{"meta": resume.IdempotencyKeyMeta})
 	case *mcp.DiscoverResult:
-		caps = &r.Capabilities
-	default:
-		return
+		advertiseCapability(&r.Capabilities, resume.DedupCapability, map[string]any{"meta": resume.IdempotencyKeyMeta})
 	}
+}
+
+// advertiseCapability sets an experimental capability in a copy of *caps
+// (the server may share one capabilities value between sessions).
+func advertiseCapability(caps **mcp.ServerCapabilities, name string, value any) {
 	c := mcp.ServerCapabilities{}
 	if *caps != nil {
 		c = **caps
@@ -136,7 +138,7 @@ func advertise(res mcp.Result) {
 	if c.Experimental == nil {
 		c.Experimental = map[string]any{}
 	}
-	c.Experimental[resume.DedupCapability] = map[string]any{"meta": resume.IdempotencyKeyMeta}
+	c.Experimental[name] = value
 	*caps = &c
 }
 

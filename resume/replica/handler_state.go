@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpkit/resilience/resume"
 )
 
 // injectTimeout bounds one request that a replica sends a local copy of a
@@ -53,6 +55,9 @@ func (h *Handler) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 		res, err := next(ctx, method, req)
 		if err != nil {
 			return res, err
+		}
+		if ir, ok := res.(*mcp.InitializeResult); ok {
+			advertiseCapability(&ir.Capabilities, resume.AdoptCapability, map[string]any{"eventStore": h.events != nil})
 		}
 		if err := h.record(ctx, ls, method, req, res); err != nil {
 			return nil, fmt.Errorf("%s succeeded on this replica, but other replicas could not be told: %w", method, err)

@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/resume/memstore"
 )
 
@@ -219,6 +221,9 @@ func testServesSessionOnEveryReplica(t *testing.T, standaloneSSE bool) {
 	id := cs.ID()
 	if id == "" {
 		t.Fatal("session ID is empty, want one")
+	}
+	if got := cs.InitializeResult().Capabilities.Experimental[resume.AdoptCapability]; !cmp.Equal(got, map[string]any{"eventStore": true}) {
+		t.Errorf("capability %s = %v, want {eventStore: true}", resume.AdoptCapability, got)
 	}
 	for i, want := range []string{"B", "C", "A", "C", "B"} {
 		c.to(int(want[0] - 'A'))
