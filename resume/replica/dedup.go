@@ -54,6 +54,8 @@ func Dedup(store Store, ttl time.Duration) mcp.Middleware {
 //
 // For a tools/call with a key, the first execution claims the key in store
 // and stores its result (a success or an IsError result) when it returns;
+// a multi-round-trip round that answers "input required" is not stored,
+// and releases the key for the next round of the same call;
 // a replay with the same key gets that result, marked with _meta
 // [resume.ReplayedMeta], without running the tool. A replay that arrives while
 // the first execution runs waits for it, up to Wait, then answers the
@@ -74,8 +76,11 @@ func Dedup(store Store, ttl time.Duration) mcp.Middleware {
 // dies between a tool's effect and storing its result leaves the claim
 // pending: replays then answer resume.CodeInProgress until TTL, never run twice.
 //
-// The middleware adds [resume.DedupCapability] to the experimental capabilities of
-// initialize and server/discover results, so clients know they may replay.
+// The middleware adds resume.DedupCapability to the experimental
+// capabilities of initialize and server/discover results, so clients know
+// they may replay, with its scope ("principal" or "session"); it leaves it
+// out for a client that has neither (a stateless server without
+// authentication), whose calls it cannot deduplicate.
 func DedupWith(store Store, opts *DedupOptions) mcp.Middleware {
 	if store == nil {
 		panic("DedupWith: nil store")
@@ -108,7 +113,9 @@ func (d *dedup) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 		case "initialize", "server/discover":
 			res, err := next(ctx, method, req)
 			if err == nil {
-				advertise(res)
+				if scope := advertisedScope(req); scope != "" {
+					advertise(res, scope)
+				}
 			}
 			return res, err
 		}
@@ -118,13 +125,29 @@ func (d *dedup) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 
 // advertise adds resume.DedupCapability to the capabilities of an
 // initialize or server/discover result.
-func advertise(res mcp.Result) {
+func advertise(res mcp.Result, scope string) {
+	value := map[string]any{"meta": resume.IdempotencyKeyMeta, "scope": scope}
 	switch r := res.(type) {
 	case *mcp.InitializeResult:
-		advertiseCapability(&r.Capabilities, resume.DedupCapability, map[string]any{"meta": resume.IdempotencyKeyMeta})
+		advertiseCapability(&r.Capabilities, resume.DedupCapability, value)
 	case *mcp.DiscoverResult:
-		advertiseCapability(&r.Capabilities, resume.DedupCapability, map[string]any{"meta": resume.IdempotencyKeyMeta})
+		advertiseCapability(&r.Capabilities, resume.DedupCapability, value)
 	}
+}
+
+// advertisedScope is the scope in which the calls of the client that sent
+// req will be deduplicated, as the capability states it: "principal" for
+// an authenticated request, "session" for one on a session, and "" for
+// neither (a stateless, unauthenticated client): Dedup would let its
+// calls through, so it is not told that replays are safe.
+func advertisedScope(req mcp.Request) string {
+	if Principal(req) != "" {
+		return resume.DedupScopePrincipal
+	}
+	if s := req.GetSession(); s != nil && s.ID() != "" {
+		return resume.DedupScopeSession
+	}
+	return ""
 }
 
 // advertiseCapability sets an experimental capability in a copy of *caps
@@ -227,10 +250,14 @@ func (d *dedup) runFirst(ctx context.Context, next mcp.MethodHandler, method str
 	res, err := next(ctx, method, req)
 	tr, _ := res.(*mcp.CallToolResult)
 	aborted := ctx.Err() != nil && (err != nil || tr == nil || tr.IsError)
-	if err != nil || tr == nil || aborted {
+	if err != nil || tr == nil || aborted || inputRequired(tr) {
 		// A protocol error means the tool did not run; an execution that
 		// failed because its request was cancelled is taken to have had no
-		// effect. Either way a replay must be free to run it.
+		// effect. Either way a replay must be free to run it. An
+		// input-required result (a multi-round-trip request, SEP-2322) is
+		// not the call's outcome: the client answers it with another round
+		// carrying the same key, which must run, and only the round that
+		// completes the call is stored.
 		_ = d.store.Delete(context.WithoutCancel(ctx), ns, storeKey)
 		return res, err
 	}
@@ -239,6 +266,15 @@ func (d *dedup) runFirst(ctx context.Context, next mcp.MethodHandler, method str
 	// answers resume.CodeInProgress and never runs twice.
 	_ = d.record(ctx, ns, storeKey, digest, tr)
 	return res, nil
+}
+
+// inputRequired reports whether a tool result asks the client for input
+// (a multi-round-trip "input required" result, SEP-2322) instead of
+// completing the call. Tool handlers mark one by setting InputRequests
+// (an empty map is a load-shedding "retry later"); a decoded one says so
+// with NeedsInput.
+func inputRequired(tr *mcp.CallToolResult) bool {
+	return tr.InputRequests != nil || tr.NeedsInput()
 }
 
 // record stores the result of a first execution for its replays.

@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/jsonschema-go/jsonschema"
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -355,4 +359,164 @@ func FuzzDecodeRecord(f *testing.F) {
 			_, _ = r.result()
 		}
 	})
+}
+
+// greetServer is go-sdk's Example_mrtr "greet" tool behind Dedup: its
+// first round asks for the user's name (an input-required result), its
+// second greets and counts a run. stateless serves protocol 2026-07-28
+// without sessions, behind bearer-token authentication (Dedup's scope is
+// then the principal).
+func greetServer(t *testing.T, stateless bool) (url string, rounds, runs *atomic.Int32) {
+	t.Helper()
+	rounds, runs = new(atomic.Int32), new(atomic.Int32)
+	store := memstore.New(0)
+	s := mcp.NewServer(&mcp.Implementation{Name: "greet", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "greet"}, func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		rounds.Add(1)
+		if len(req.Params.InputResponses) == 0 {
+			return &mcp.CallToolResult{
+				InputRequests: mcp.InputRequestMap{"user_name": &mcp.ElicitParams{
+					Message:         "What's your name?",
+					RequestedSchema: &jsonschema.Schema{Type: "object", Properties: map[string]*jsonschema.Schema{"name": {Type: "string"}}},
+				}},
+				RequestState: "step=1",
+			}, nil, nil
+		}
+		name := req.Params.InputResponses["user_name"].(*mcp.ElicitResult).Content["name"].(string)
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("Hello %s (run %d)", name, runs.Add(1))}}}, nil, nil
+	})
+	s.AddReceivingMiddleware(Dedup(store, time.Hour))
+	var h http.Handler = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: stateless})
+	if stateless {
+		verify := func(_ context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
+			return &auth.TokenInfo{UserID: token, Expiration: time.Now().Add(time.Hour)}, nil
+		}
+		h = auth.RequireBearerToken(verify, nil)(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL, rounds, runs
+}
+
+// TestDedupMultiRoundTrip: a tool that asks for input (go-sdk's MRTR
+// "greet") completes through Dedup, runs its final round once, and a
+// replay of the call with the same key gets the final result, not the
+// first round's question.
+func TestDedupMultiRoundTrip(t *testing.T) {
+	for _, stateless := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stateless=%v", stateless), func(t *testing.T) {
+			url, rounds, runs := greetServer(t, stateless)
+			var hc *http.Client
+			if stateless {
+				hc = &http.Client{Transport: bearer{token: "alice", next: http.DefaultTransport}}
+			}
+			c := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, &mcp.ClientOptions{
+				ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+					return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "MCP Go"}}, nil
+				},
+			})
+			cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: hc, DisableStandaloneSSE: true}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cs.Close()
+			t.Logf("protocol %s, session %q", cs.InitializeResult().ProtocolVersion, cs.ID())
+			for i, wantReplayed := range []bool{false, true} {
+				res, err := cs.CallTool(t.Context(), keyed("greet", "greet-key-1", nil))
+				if err != nil {
+					t.Fatalf("call %d: %v", i+1, err)
+				}
+				if text := resultText(res); text != "Hello MCP Go (run 1)" {
+					t.Errorf("call %d = %q, want %q", i+1, text, "Hello MCP Go (run 1)")
+				}
+				if got := res.Meta[resume.ReplayedMeta] == true; got != wantReplayed {
+					t.Errorf("call %d replayed = %v, want %v", i+1, got, wantReplayed)
+				}
+			}
+			if n := runs.Load(); n != 1 {
+				t.Errorf("final rounds run = %d, want 1", n)
+			}
+			if n := rounds.Load(); n != 2 {
+				t.Errorf("rounds run = %d, want 2 (ask, then greet; the replay ran none)", n)
+			}
+		})
+	}
+}
+
+// TestExactlyOnceStateless: on a stateless 2026-07-28 server with bearer
+// authentication, Dedup keeps idempotency keys per principal. Every
+// increment, replayed from a new connection as a client would after a
+// failure, runs once; another principal's same key is its own; and the
+// capability is advertised to authenticated clients only.
+func TestExactlyOnceStateless(t *testing.T) {
+	store := memstore.New(0)
+	var counter atomic.Int32
+	s := mcp.NewServer(&mcp.Implementation{Name: "stateless", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "bump"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, bumpOut, error) {
+		return nil, bumpOut{Run: counter.Add(1)}, nil
+	})
+	s.AddReceivingMiddleware(Dedup(store, time.Hour))
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true})
+	verify := func(_ context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
+		return &auth.TokenInfo{UserID: token, Expiration: time.Now().Add(time.Hour)}, nil
+	}
+	authed := httptest.NewServer(auth.RequireBearerToken(verify, nil)(h))
+	defer authed.Close()
+	open := httptest.NewServer(h)
+	defer open.Close()
+
+	connect := func(url, token string) *mcp.ClientSession {
+		t.Helper()
+		var hc *http.Client
+		if token != "" {
+			hc = &http.Client{Transport: bearer{token: token, next: http.DefaultTransport}}
+		}
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).
+			Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: hc, DisableStandaloneSSE: true}, nil)
+		if err != nil {
+			t.Fatalf("Connect(%s): %v", url, err)
+		}
+		t.Cleanup(func() { cs.Close() })
+		return cs
+	}
+
+	alice := connect(authed.URL, "alice")
+	if alice.ID() != "" || alice.InitializeResult().ProtocolVersion < "2026-07-28" {
+		t.Fatalf("session %q, protocol %s: want a stateless 2026-07-28 session", alice.ID(), alice.InitializeResult().ProtocolVersion)
+	}
+	want := map[string]any{"meta": resume.IdempotencyKeyMeta, "scope": resume.DedupScopePrincipal}
+	if got := alice.InitializeResult().Capabilities.Experimental[resume.DedupCapability]; !cmp.Equal(got, want) {
+		t.Errorf("capability advertised to alice = %v, want %v", got, want)
+	}
+	if got, ok := connect(open.URL, "").InitializeResult().Capabilities.Experimental[resume.DedupCapability]; ok {
+		t.Errorf("capability advertised to an unauthenticated stateless client = %v, want none (its calls are not deduplicated)", got)
+	}
+
+	const increments = 10
+	for i := range increments {
+		key := fmt.Sprintf("inc-%d", i)
+		first, err := alice.CallTool(t.Context(), keyed("bump", key, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The replay comes on a new connection, as after a failover.
+		replay, err := connect(authed.URL, "alice").CallTool(t.Context(), keyed("bump", key, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if runOf(t, first) != runOf(t, replay) || replay.Meta[resume.ReplayedMeta] != true {
+			t.Errorf("increment %d: replay = run %d (replayed %v), want run %d from the store", i, runOf(t, replay), replay.Meta[resume.ReplayedMeta], runOf(t, first))
+		}
+	}
+	if n := counter.Load(); n != increments {
+		t.Errorf("counter = %d, want %d: each increment once", n, increments)
+	}
+	// Bob's key of the same name is his own.
+	res, err := connect(authed.URL, "bob").CallTool(t.Context(), keyed("bump", "inc-0", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Meta[resume.ReplayedMeta] == true || runOf(t, res) != increments+1 {
+		t.Errorf("bob's call with alice's key = run %d (replayed %v), want a run of its own, %d", runOf(t, res), res.Meta[resume.ReplayedMeta], increments+1)
+	}
 }
