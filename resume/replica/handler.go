@@ -361,10 +361,16 @@ func (h *Handler) session(r *http.Request, id string) (*localSession, int, error
 			return nil, http.StatusServiceUnavailable, r.Context().Err()
 		}
 		if ls.err != nil {
-			if ls.status == 0 { // closed while we waited: look again
-				continue
-			}
 			return nil, ls.status, ls.err
+		}
+		ls.mu.Lock()
+		closing := ls.closing
+		ls.mu.Unlock()
+		if closing {
+			// Its local copy is closing (idle, or deleted): forget it and
+			// adopt the session afresh, if it still exists.
+			h.forget(ls)
+			continue
 		}
 		if ls.principal != "" && ls.principal != principal {
 			return nil, http.StatusForbidden, errors.New("session user mismatch")
@@ -577,7 +583,12 @@ func (h *Handler) live(ls *localSession, ss *mcp.ServerSession) {
 	ls.ss = ss
 	ls.idleTimeout = h.opts.IdleTimeout
 	if h.opts.IdleTimeout > 0 {
-		ls.timer = time.AfterFunc(h.opts.IdleTimeout, func() { ss.Close() })
+		ls.timer = time.AfterFunc(h.opts.IdleTimeout, func() {
+			ls.mu.Lock()
+			ls.closing = true
+			ls.mu.Unlock()
+			ss.Close()
+		})
 	}
 	close(ls.ready)
 	go func() {
@@ -588,12 +599,17 @@ func (h *Handler) live(ls *localSession, ss *mcp.ServerSession) {
 			ls.timer.Stop()
 		}
 		ls.mu.Unlock()
-		h.mu.Lock()
-		if h.sessions[ls.id] == ls {
-			delete(h.sessions, ls.id)
-		}
-		h.mu.Unlock()
+		h.forget(ls)
 	}()
+}
+
+// forget removes ls from the local sessions, if it is still there.
+func (h *Handler) forget(ls *localSession) {
+	h.mu.Lock()
+	if h.sessions[ls.id] == ls {
+		delete(h.sessions, ls.id)
+	}
+	h.mu.Unlock()
 }
 
 // start and end bracket a request, pausing the idle timer meanwhile.

@@ -32,7 +32,8 @@ type cluster struct {
 	// tool finished, before the client got the answer.
 	cutResult atomic.Bool
 	cutTo     int32
-	resumed   atomic.Int32 // GETs with Last-Event-ID
+	resumed   atomic.Int32    // GETs with Last-Event-ID
+	opts      *HandlerOptions // of every handler; EventStore is set
 	store     *memstore.Store
 	events    *mcp.MemoryEventStore
 	replicas  []*testReplica
@@ -56,7 +57,12 @@ type incrOut struct {
 
 func newCluster(t *testing.T, n int, authed bool) *cluster {
 	t.Helper()
-	c := &cluster{store: memstore.New(0), events: mcp.NewMemoryEventStore(nil), logged: make(chan string, 16)}
+	return newClusterWith(t, n, authed, nil)
+}
+
+func newClusterWith(t *testing.T, n int, authed bool, opts *HandlerOptions) *cluster {
+	t.Helper()
+	c := &cluster{opts: opts, store: memstore.New(0), events: mcp.NewMemoryEventStore(nil), logged: make(chan string, 16)}
 	for i := range n {
 		name := string(rune('A' + i))
 		srv := mcp.NewServer(&mcp.Implementation{Name: "replica-" + name, Version: "1"}, &mcp.ServerOptions{
@@ -112,7 +118,12 @@ func (c *cluster) to(i int) { c.target.Store(int32(i)) }
 // restart gives replica r a new handler, which has no local session: as a
 // replica that restarted, or one that never saw the session.
 func (c *cluster) restart(t *testing.T, r *testReplica) {
-	h := NewHandler(func(*http.Request) *mcp.Server { return r.srv }, c.store, &HandlerOptions{EventStore: c.events})
+	var opts HandlerOptions
+	if c.opts != nil {
+		opts = *c.opts
+	}
+	opts.EventStore = c.events
+	h := NewHandler(func(*http.Request) *mcp.Server { return r.srv }, c.store, &opts)
 	if old := r.handler.Swap(h); old != nil {
 		old.Close()
 	}
@@ -319,6 +330,34 @@ func TestHandlerReplaysUndeliveredResultFromAnotherReplica(t *testing.T) {
 	}
 	if cs.ID() != id {
 		t.Errorf("session ID = %q, want %q", cs.ID(), id)
+	}
+	if n := c.status(http.StatusNotFound); n != 0 {
+		t.Errorf("404 answers = %d, want 0", n)
+	}
+}
+
+// An idle local copy is closed; the session lives on in the store, and the
+// next request adopts it again.
+func TestHandlerIdleTimeout(t *testing.T) {
+	c := newClusterWith(t, 1, false, &HandlerOptions{IdleTimeout: 20 * time.Millisecond})
+	cs := c.connect(t, "")
+	incr(t, cs)
+	h := c.handler(0)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.mu.Lock()
+		_, held := h.sessions[cs.ID()]
+		h.mu.Unlock()
+		if !held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the idle local copy was not closed within 5s")
+		}
+		time.Sleep(5 * time.Millisecond) // bounded polling of the handler's state
+	}
+	if got := incr(t, cs); got.Counter != 2 {
+		t.Errorf("call after the idle close = %+v, want counter 2", got)
 	}
 	if n := c.status(http.StatusNotFound); n != 0 {
 		t.Errorf("404 answers = %d, want 0", n)
