@@ -23,13 +23,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 
 	"github.com/mcpkit/resilience/resilient"
 	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/redisstore"
 	"github.com/mcpkit/resilience/resume/replica"
 	"github.com/mcpkit/resilience/retry"
 )
@@ -39,6 +42,9 @@ var (
 	_ = fmt.Println
 	_ = time.Second
 	_ = resilient.Connect
+	_ = http.Handle
+	_ = redis.NewClient
+	_ = redisstore.New
 	_ = resume.ToolName
 	_ = replica.Dedup
 	_ = retry.Idempotent
