@@ -308,3 +308,46 @@ func TestMcpGoNeedsPin(t *testing.T) {
 	report(t, "mcp-go-stateful", "streamable", "needs-protocol-pin", start,
 		"unpinned: protocol "+unpinned.InitializeResult().ProtocolVersion+", no session")
 }
+
+// TestWriteIssuedWhileDown: the only server is SIGKILLed; half a second
+// later a non-idempotent write is issued (its first attempt finds the
+// connection refused: never sent, so safe to send); the server is back
+// 2 s after the kill. The write rides the restart through with the default
+// Options and runs exactly once.
+func TestWriteIssuedWhileDown(t *testing.T) {
+	for _, ts := range toolServers {
+		t.Run(ts.name, func(t *testing.T) {
+			e := newEnv(t)
+			s := ts.start(t, e)
+			start := time.Now()
+			c, ev := e.connect(s)
+			if got := callInt(t, c, "increment", 10*time.Second); got != 1 {
+				t.Fatalf("first increment = %d, want 1", got)
+			}
+			s.kill()
+			down := time.Now()
+			time.Sleep(500 * time.Millisecond) // the write is issued during the outage: the scenario, not a synchronisation
+			type outcome struct {
+				res *mcp.CallToolResult
+				err error
+				at  time.Time
+			}
+			done := make(chan outcome, 1)
+			go func() {
+				res, err := call(c, "increment", nil, 30*time.Second)
+				done <- outcome{res, err, time.Now()}
+			}()
+			time.Sleep(time.Until(down.Add(2 * time.Second))) // the outage lasts 2 s
+			ready := s.start()
+			o := <-done
+			if o.err != nil {
+				t.Fatalf("increment issued while the server was down = %v, want it sent once the server is back\nevents:\n  %s", o.err, ev)
+			}
+			if runs := e.count("runs"); runs != 2 {
+				t.Errorf("server ran increment %d times, want 2 (the write issued while down ran once)", runs)
+			}
+			report(t, s.name, "streamable", "write-issued-while-down-2s", start,
+				fmt.Sprintf("answered %v after the server was ready", o.at.Sub(ready).Round(time.Millisecond)))
+		})
+	}
+}

@@ -48,11 +48,14 @@ func run[R any](ctx context.Context, c *Client, o op, f attemptFunc[R]) (R, erro
 func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f attemptFunc[R]) (R, error) {
 	var zero R
 	c.stats.calls.Add(1)
-	cl := c.newCall(ctx, o, ov)
-	defer cl.cancel()
+	cl := call{c: c, o: o, ov: ov, p: c.policy, ctx: ctx, start: time.Now(), lineage: c.lineage.Load()}
+	if ov.Policy != nil {
+		cl.p = *ov.Policy
+	}
+	defer cl.end()
 	var last error
 	for attempt := 1; ; attempt++ {
-		cur, err := c.acquire(cl.wctx, attempt == 1 && !ov.WaitForReady)
+		cur, err := c.acquire(cl.waits, attempt == 1 && !ov.WaitForReady)
 		if err != nil {
 			return zero, cl.stopped(err, attempt-1, last)
 		}
@@ -66,7 +69,7 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 		}
 		var rerr error
 		if !in.CallerDone && !in.Closed && retry.NeedsNewSession(in.Class, in.Request, in.Status, in.SessionDead) {
-			rerr = c.replace(cl.wctx, cur, err)
+			rerr = c.replace(cl.waits(), cur, err)
 			in = cl.reconnected(in, rerr)
 		}
 		in.AttemptsLeft = cl.p.MaxAttempts == 0 || attempt < cl.p.MaxAttempts
@@ -98,33 +101,39 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 	}
 }
 
-// call is the state of one call across its attempts.
+// call is the state of one call across its attempts. On the happy path it
+// lives on the stack and allocates nothing: the context that bounds its
+// waits is made at the first wait.
 type call struct {
 	c       *Client
 	o       op
 	ov      retry.Overrides
 	p       retry.Policy
 	ctx     context.Context // the caller's
-	wctx    context.Context // bounds waits: the caller's, and MaxElapsed
-	cancel  context.CancelFunc
+	start   time.Time
 	lineage uint64 // the client's lineage when the call started
+	wctx    context.Context
+	cancel  context.CancelFunc
 	bo      backoff.BackOff
 }
 
-func (c *Client) newCall(ctx context.Context, o op, ov retry.Overrides) *call {
-	cl := &call{c: c, o: o, ov: ov, p: c.policy, ctx: ctx}
-	if ov.Policy != nil {
-		cl.p = *ov.Policy
+// waits returns the context that bounds the call's waits: the caller's,
+// and the policy's MaxElapsed from the call's start.
+func (cl *call) waits() context.Context {
+	if cl.wctx == nil {
+		if cl.p.MaxElapsed > 0 {
+			cl.wctx, cl.cancel = context.WithDeadline(cl.ctx, cl.start.Add(cl.p.MaxElapsed))
+		} else {
+			cl.wctx, cl.cancel = context.WithCancel(cl.ctx)
+		}
 	}
-	if cl.p.MaxElapsed > 0 {
-		cl.wctx, cl.cancel = context.WithTimeout(ctx, cl.p.MaxElapsed)
-	} else {
-		cl.wctx, cl.cancel = context.WithCancel(ctx)
+	return cl.wctx
+}
+
+func (cl *call) end() {
+	if cl.cancel != nil {
+		cl.cancel()
 	}
-	c.mu.Lock()
-	cl.lineage = c.lineage
-	c.mu.Unlock()
-	return cl
 }
 
 // facts gathers what Decide needs about a finished attempt, and records
@@ -148,6 +157,12 @@ func (cl *call) facts(attempt int, cur *conn, pr *probe, err error) retry.Attemp
 		IgnoreAnnotations: cl.p.IgnoreAnnotations,
 	}
 	in.Request, in.Status = pr.evidence()
+	if !in.CallerDone && !in.Closed {
+		// Reported now, before the reconnect it may cause: events come in
+		// the order things happened.
+		c.emit(Event{Kind: EventAttemptFailed, Method: cl.o.method, Tool: cl.o.tool, Class: class, Attempt: attempt, Err: err,
+			SessionID: cur.cs.ID(), Generation: cur.gen})
+	}
 	return in
 }
 
@@ -175,7 +190,7 @@ func (cl *call) reconnected(in retry.Attempt, rerr error) retry.Attempt {
 		return in
 	}
 	if _, known := c.hints(cl.o.tool); !known && cl.o.tool != "" {
-		c.refreshTools(cl.wctx, next)
+		c.refreshTools(cl.waits(), next)
 	}
 	in.Call = c.describe(cl.o, next, cl.lineage)
 	return in
@@ -190,8 +205,6 @@ func (cl *call) report(attempt int, cur *conn, in retry.Attempt, d retry.Decisio
 	c.log.Debug("attempt failed", zap.String("method", cl.o.method), zap.String("session_id", cur.cs.ID()),
 		zap.Uint64("generation", cur.gen), zap.Int("attempt", attempt), zap.Stringer("class", in.Class),
 		zap.Int("status", in.Status), zap.Stringer("action", d.Action), zap.Error(err))
-	c.emit(Event{Kind: EventAttemptFailed, Method: cl.o.method, Tool: cl.o.tool, Class: in.Class, Attempt: attempt, Err: err,
-		SessionID: cur.cs.ID(), Generation: cur.gen})
 	switch d.Action {
 	case retry.ActReplay:
 		c.emit(Event{Kind: EventReplayed, Method: cl.o.method, Tool: cl.o.tool, Class: in.Class, Attempt: attempt + 1})
@@ -224,7 +237,7 @@ func (cl *call) backoff(attempt int, pr *probe, err error) error {
 		// rather than at the deadline.
 		return context.DeadlineExceeded
 	}
-	if dl, ok := cl.wctx.Deadline(); ok && time.Until(dl) < wait {
+	if dl, ok := cl.waits().Deadline(); ok && time.Until(dl) < wait {
 		return &retry.ExhaustedError{Attempts: attempt, Reason: reason, Last: err}
 	}
 	cl.c.log.Debug("backing off", zap.String("method", cl.o.method), zap.Int("attempt", attempt), zap.Duration("backoff", wait))
@@ -246,7 +259,7 @@ func (cl *call) stopped(err error, attempts int, last error) error {
 		return cl.ctx.Err()
 	case errors.Is(err, ErrClosed):
 		return ErrClosed
-	case cl.wctx.Err() != nil && errors.Is(err, cl.wctx.Err()):
+	case cl.wctx != nil && cl.wctx.Err() != nil && errors.Is(err, cl.wctx.Err()):
 		if last == nil {
 			last = cl.c.lastFailure()
 		}
@@ -260,7 +273,7 @@ func (cl *call) stopped(err error, attempts int, last error) error {
 // fastFail is set (a new call that did not ask to wait for the server) it
 // fails at once with ErrCircuitOpen. When the reconnect it waited for
 // ended without a session, it returns that reconnect's error.
-func (c *Client) acquire(wctx context.Context, fastFail bool) (*conn, error) {
+func (c *Client) acquire(waits func() context.Context, fastFail bool) (*conn, error) {
 	for {
 		c.mu.Lock()
 		if c.closed {
@@ -279,7 +292,7 @@ func (c *Client) acquire(wctx context.Context, fastFail bool) (*conn, error) {
 			return nil, err
 		}
 		c.mu.Unlock()
-		if err := c.waitFlight(wctx, f); err != nil {
+		if err := c.waitFlight(waits(), f); err != nil {
 			return nil, err
 		}
 	}
@@ -307,9 +320,10 @@ func (c *Client) lastFailure() error {
 
 // runAttempt runs one attempt of a call on cur. Its context is also
 // cancelled by Close, so that Close never waits for a call stuck on a
-// server that does not answer. When the transport watches its requests, it
-// returns the probe that saw what became of the attempt's own; otherwise
-// the probe is nil.
+// server that does not answer (closing the transport's connection does not
+// end the SDK's calls in flight). When the transport watches its requests,
+// it returns the probe that saw what became of the attempt's own;
+// otherwise the probe is nil.
 func runAttempt[R any](ctx context.Context, c *Client, cur *conn, f attemptFunc[R]) (R, *probe, error) {
 	var zero R
 	actx, cancel := context.WithCancel(ctx)
@@ -319,13 +333,15 @@ func runAttempt[R any](ctx context.Context, c *Client, cur *conn, f attemptFunc[
 		return zero, nil, ErrClosed
 	}
 	defer c.untrack(id, cancel)
-	var pr *probe
-	if cur.obs != nil {
-		pr = &probe{}
-		actx = withProbe(actx, pr)
+	if cur.obs == nil {
+		res, err := f(actx, cur.cs)
+		return res, nil, err
 	}
-	res, err := f(actx, cur.cs)
-	return res, pr, err
+	// One allocation carries the probe and makes it reachable from the
+	// requests the SDK builds with the attempt's context.
+	pc := &probeCtx{Context: actx}
+	res, err := f(pc, cur.cs)
+	return res, &pc.probe, err
 }
 
 // track registers the cancel func of an attempt in flight, for Close. It
@@ -368,16 +384,21 @@ func (c *Client) settle(class retry.Class, err error) {
 	switch class {
 	case retry.OK, retry.Protocol:
 		c.budget.Success()
+		if !c.brDirty.Load() {
+			return
+		}
 		c.mu.Lock()
 		var t *transition
-		if c.br.fails > 0 && c.flight == nil {
+		if c.flight == nil {
 			t = c.br.success()
+			c.brDirty.Store(false)
 		}
 		c.mu.Unlock()
 		c.emitTransition(t)
 	case retry.NotSent, retry.Transient:
 		c.budget.Failure()
 		c.mu.Lock()
+		c.brDirty.Store(true)
 		t := c.br.failure(err)
 		if t != nil && c.flight == nil && !c.closed {
 			c.startFlightLocked(err)

@@ -38,6 +38,12 @@ type Client struct {
 	log            *zap.Logger
 	events         *eventQueue   // nil without Options.OnEvent
 	budget         *retry.Budget // nil when disabled
+	// writesMeta: the pinned protocol version is 2026-07-28 or later, under
+	// which the SDK writes _meta into every request's params.
+	writesMeta bool
+	// brDirty is set while the breaker counts failures, so that a success
+	// takes c.mu only when there is something to reset.
+	brDirty atomic.Bool
 
 	// ctx ends at Close; it bounds the client's goroutines and the
 	// connections of its sessions.
@@ -54,7 +60,7 @@ type Client struct {
 	// lineage changes whenever a reconnect loses the server-side state (a
 	// resume skipped or failed): a call whose first attempt ran in another
 	// lineage cannot count on the server's deduplication.
-	lineage  uint64
+	lineage  atomic.Uint64 // written under mu
 	state    sessionState
 	tools    map[string]toolHints
 	toolsGen uint64 // generation whose tool list filled tools
@@ -183,6 +189,8 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 	if ir := cur.cs.InitializeResult(); ir != nil && c.sessionOpts.ProtocolVersion == "" {
 		c.sessionOpts.ProtocolVersion = ir.ProtocolVersion
 	}
+	// Protocol versions are dates: they compare as strings.
+	c.writesMeta = c.sessionOpts.ProtocolVersion >= "2026-07-28"
 	c.cur = cur
 	c.resumeFrom = cur.cs.ID()
 	c.log.Info("connected", zap.String("session_id", cur.cs.ID()), zap.Uint64("generation", 1),
@@ -216,7 +224,7 @@ func (c *Client) connectFirst(ctx context.Context, once bool) (*conn, error) {
 		}
 		class := retry.Classify(err)
 		c.emit(Event{Kind: EventAttemptFailed, Method: "initialize", Class: class, Attempt: attempt, Err: err})
-		if once || class == retry.Protocol {
+		if once || class == retry.Protocol || errors.Is(err, errNilTransport) {
 			return nil, fmt.Errorf("resilient: connect: %w", err)
 		}
 		wait := bo.NextBackOff()
@@ -271,12 +279,16 @@ func advertisesDedup(cs *mcp.ClientSession) bool {
 	return ok
 }
 
+// errNilTransport fails a dial whose factory returned no transport: a bug
+// of the factory, which trying again cannot fix.
+var errNilTransport = errors.New("resilient: TransportFactory returned a nil transport")
+
 // dial opens one new SDK session as generation gen.
 func (c *Client) dial(ctx context.Context, gen uint64) (*conn, error) {
 	c.stats.dials.Add(1)
 	t := c.factory()
 	if t == nil {
-		return nil, errors.New("resilient: TransportFactory returned a nil transport")
+		return nil, errNilTransport
 	}
 	var obs *observer
 	if ot, ok := t.(observedTransport); ok {
@@ -325,6 +337,13 @@ func (d *detached) Connect(ctx context.Context) (mcp.Connection, error) {
 		return nil, err
 	}
 	return conn, nil
+}
+
+// dedupNow reports whether the current session's server deduplicates.
+func (c *Client) dedupNow() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur.dedup
 }
 
 // Session returns the SDK session in use now. It changes after a reconnect,

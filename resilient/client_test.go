@@ -89,7 +89,7 @@ func TestConnectRejectsBadInput(t *testing.T) {
 		{"negative max open timeout", newClient(), factory, &resilient.Options{Breaker: resilient.BreakerSettings{MaxOpenTimeout: -1}}, "Breaker.MaxOpenTimeout"},
 		{"negative budget ratio", newClient(), factory, &resilient.Options{Budget: resilient.BudgetSettings{Ratio: -1}}, "Budget.Ratio"},
 		{"factory returns nil", newClient(), func() mcp.Transport { return nil }, nil, "nil transport"},
-		{"unreachable server", newClient(), resilient.StreamableHTTP("http://127.0.0.1:1/mcp", nil), nil, "connection refused"},
+		{"unreachable server, ConnectOnce", newClient(), resilient.StreamableHTTP("http://127.0.0.1:1/mcp", nil), &resilient.Options{ConnectOnce: true}, "connection refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

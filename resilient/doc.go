@@ -95,10 +95,12 @@
 //
 // # Exactly-once tool calls
 //
-// Every tools/call carries an idempotency key in its _meta
+// Every tools/call to a server that advertises deduplication
+// ([resume.DedupCapability]) carries an idempotency key in its _meta
 // ([resume.IdempotencyKeyMeta]), identical on its replays; to choose it,
-// put it in the call's params.Meta. A server that installs [resume.Dedup]
-// stores each result under its key and advertises it; on such a server a
+// put it in the call's params.Meta (it is then sent to any server). A
+// server that installs resume.Dedup stores each result under its key and
+// advertises it; on such a server a
 // tools/call whose outcome is unknown is replayed, and the replay returns
 // the first execution's result instead of running again. The client counts
 // on this only while its server-side state lineage is unbroken (every

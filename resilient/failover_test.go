@@ -223,7 +223,10 @@ func TestHerdOnDeadBackend(t *testing.T) {
 // calls succeed on the resumed state.
 func TestAllBackendsDown(t *testing.T) {
 	cl := startCluster(t, nil)
+	p := fastPolicy
+	p.MaxElapsed = 500 * time.Millisecond
 	c, _ := connect(t, cl, &resilient.Options{
+		Retry:   p,
 		Breaker: resilient.BreakerSettings{ConsecutiveFailures: 3, OpenTimeout: 300 * time.Millisecond},
 	})
 	for range 2 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"iter"
 	"maps"
+	"slices"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -25,12 +26,14 @@ import (
 // connection died after it was sent is replayed only when that cannot run
 // it twice; otherwise the error matches [ErrOutcomeUnknown].
 //
-// Every call carries an idempotency key in _meta [resume.IdempotencyKeyMeta],
-// the same on each of its replays: the caller's, when params.Meta already
-// has one, else a fresh random one. A server that runs resume.Dedup
-// returns the first execution's result to a replay, so such calls are
-// replayed even when their outcome is unknown. params is not changed; a
-// caller's key covers exactly the calls made with it.
+// A call to a server that deduplicates (it advertises
+// [resume.DedupCapability], as resume.Dedup does) carries an idempotency
+// key in _meta [resume.IdempotencyKeyMeta], the same on each of its
+// replays: the caller's, when params.Meta already has one, else a fresh
+// random one. Such a server returns the first execution's result to a
+// replay, so these calls are replayed even when their outcome is unknown.
+// Other servers would ignore the key, so none is added. params is not
+// changed; a caller's key covers exactly the calls made with it.
 func (c *Client) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp.CallToolResult, error) {
 	if params == nil {
 		return nil, errors.New("resilient: CallTool: params is nil")
@@ -39,16 +42,24 @@ func (c *Client) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp
 	if err != nil {
 		return nil, fmt.Errorf("resilient: CallTool: params.Meta: %w", err)
 	}
-	if !ok {
-		key = resume.NewIdempotencyKey()
+	add := false // the key must be added to a copy of params.Meta
+	if !ok && c.dedupNow() {
+		key, add = resume.NewIdempotencyKey(), true
 	}
 	return run(ctx, c, op{method: retry.MethodCallTool, tool: params.Name, key: key},
 		func(ctx context.Context, cs *mcp.ClientSession) (*mcp.CallToolResult, error) {
-			p := cloneParams(params)
-			if p.Meta == nil {
-				p.Meta = mcp.Meta{resume.IdempotencyKeyMeta: key}
-			} else {
-				p.Meta[resume.IdempotencyKeyMeta] = key
+			p := params
+			// The SDK writes into the params (research §0.7): Arguments
+			// when nil, _meta under 2026-07-28. Copy only then.
+			if add || p.Arguments == nil || c.writesMeta {
+				p = cloneParams(params)
+			}
+			if add {
+				if p.Meta == nil {
+					p.Meta = mcp.Meta{resume.IdempotencyKeyMeta: key}
+				} else {
+					p.Meta[resume.IdempotencyKeyMeta] = key
+				}
 			}
 			return cs.CallTool(ctx, p)
 		})
@@ -59,13 +70,20 @@ func (c *Client) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp
 // client remembers each tool's annotations for its replay decisions.
 func (c *Client) ListTools(ctx context.Context, params *mcp.ListToolsParams) (*mcp.ListToolsResult, error) {
 	res, err := run(ctx, c, op{method: "tools/list"}, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.ListToolsResult, error) {
-		return cs.ListTools(ctx, cloneParams(params))
+		return cs.ListTools(ctx, sendable(c, params))
 	})
 	if err != nil {
 		return nil, err
 	}
 	c.learnTools(res.Tools)
-	if c.showResumeTool {
+	hidden := slices.IndexFunc(res.Tools, func(t *mcp.Tool) bool { return t != nil && t.Name == c.hiddenTool })
+	if c.showResumeTool || hidden < 0 {
+		return res, nil
+	}
+	if !c.writesMeta {
+		// Before 2026-07-28 the SDK returns a result of the call's own:
+		// filter it in place. Later, it may be the SDK's cached one.
+		res.Tools = slices.Delete(res.Tools, hidden, hidden+1)
 		return res, nil
 	}
 	out := *res
@@ -88,7 +106,7 @@ func (c *Client) Tools(ctx context.Context, params *mcp.ListToolsParams) iter.Se
 // ListResources lists resources; see [mcp.ClientSession.ListResources].
 func (c *Client) ListResources(ctx context.Context, params *mcp.ListResourcesParams) (*mcp.ListResourcesResult, error) {
 	return run(ctx, c, op{method: "resources/list"}, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.ListResourcesResult, error) {
-		return cs.ListResources(ctx, cloneParams(params))
+		return cs.ListResources(ctx, sendable(c, params))
 	})
 }
 
@@ -101,7 +119,7 @@ func (c *Client) Resources(ctx context.Context, params *mcp.ListResourcesParams)
 // ReadResource reads a resource; see [mcp.ClientSession.ReadResource].
 func (c *Client) ReadResource(ctx context.Context, params *mcp.ReadResourceParams) (*mcp.ReadResourceResult, error) {
 	return run(ctx, c, op{method: "resources/read"}, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.ReadResourceResult, error) {
-		return cs.ReadResource(ctx, cloneParams(params))
+		return cs.ReadResource(ctx, sendable(c, params))
 	})
 }
 
@@ -109,7 +127,7 @@ func (c *Client) ReadResource(ctx context.Context, params *mcp.ReadResourceParam
 // [mcp.ClientSession.ListResourceTemplates].
 func (c *Client) ListResourceTemplates(ctx context.Context, params *mcp.ListResourceTemplatesParams) (*mcp.ListResourceTemplatesResult, error) {
 	return run(ctx, c, op{method: "resources/templates/list"}, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.ListResourceTemplatesResult, error) {
-		return cs.ListResourceTemplates(ctx, cloneParams(params))
+		return cs.ListResourceTemplates(ctx, sendable(c, params))
 	})
 }
 
@@ -126,7 +144,7 @@ func (c *Client) ResourceTemplates(ctx context.Context, params *mcp.ListResource
 // ListPrompts lists prompts; see [mcp.ClientSession.ListPrompts].
 func (c *Client) ListPrompts(ctx context.Context, params *mcp.ListPromptsParams) (*mcp.ListPromptsResult, error) {
 	return run(ctx, c, op{method: "prompts/list"}, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.ListPromptsResult, error) {
-		return cs.ListPrompts(ctx, cloneParams(params))
+		return cs.ListPrompts(ctx, sendable(c, params))
 	})
 }
 
@@ -139,21 +157,21 @@ func (c *Client) Prompts(ctx context.Context, params *mcp.ListPromptsParams) ite
 // GetPrompt gets a prompt; see [mcp.ClientSession.GetPrompt].
 func (c *Client) GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {
 	return run(ctx, c, op{method: "prompts/get"}, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.GetPromptResult, error) {
-		return cs.GetPrompt(ctx, cloneParams(params))
+		return cs.GetPrompt(ctx, sendable(c, params))
 	})
 }
 
 // Complete asks for completions; see [mcp.ClientSession.Complete].
 func (c *Client) Complete(ctx context.Context, params *mcp.CompleteParams) (*mcp.CompleteResult, error) {
 	return run(ctx, c, op{method: "completion/complete"}, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.CompleteResult, error) {
-		return cs.Complete(ctx, cloneParams(params))
+		return cs.Complete(ctx, sendable(c, params))
 	})
 }
 
 // Ping pings the server; see [mcp.ClientSession.Ping].
 func (c *Client) Ping(ctx context.Context, params *mcp.PingParams) error {
 	return runErr(ctx, c, "ping", func(ctx context.Context, cs *mcp.ClientSession) error {
-		return cs.Ping(ctx, cloneParams(params))
+		return cs.Ping(ctx, sendable(c, params))
 	})
 }
 
@@ -165,7 +183,7 @@ func (c *Client) SetLoggingLevel(ctx context.Context, params *mcp.SetLoggingLeve
 		return errors.New("resilient: SetLoggingLevel: params is nil")
 	}
 	err := runErr(ctx, c, "logging/setLevel", func(ctx context.Context, cs *mcp.ClientSession) error {
-		return cs.SetLoggingLevel(ctx, cloneParams(params))
+		return cs.SetLoggingLevel(ctx, sendable(c, params))
 	})
 	if err == nil {
 		c.setLogLevel(params.Level)
@@ -181,7 +199,7 @@ func (c *Client) Subscribe(ctx context.Context, params *mcp.SubscribeParams) err
 		return errors.New("resilient: Subscribe: params is nil")
 	}
 	err := runErr(ctx, c, "resources/subscribe", func(ctx context.Context, cs *mcp.ClientSession) error {
-		return cs.Subscribe(ctx, cloneParams(params))
+		return cs.Subscribe(ctx, sendable(c, params))
 	})
 	if err == nil {
 		c.setSubscribed(params.URI, true)
@@ -198,7 +216,7 @@ func (c *Client) Unsubscribe(ctx context.Context, params *mcp.UnsubscribeParams)
 	// subscribe again.
 	c.setSubscribed(params.URI, false)
 	return runErr(ctx, c, "resources/unsubscribe", func(ctx context.Context, cs *mcp.ClientSession) error {
-		return cs.Unsubscribe(ctx, cloneParams(params))
+		return cs.Unsubscribe(ctx, sendable(c, params))
 	})
 }
 
@@ -210,7 +228,7 @@ func (c *Client) NotifyProgress(ctx context.Context, params *mcp.ProgressNotific
 	if err != nil {
 		return err
 	}
-	return cur.cs.NotifyProgress(ctx, cloneParams(params))
+	return cur.cs.NotifyProgress(ctx, sendable(c, params))
 }
 
 func runErr(ctx context.Context, c *Client, method string, f func(context.Context, *mcp.ClientSession) error) error {
@@ -218,6 +236,21 @@ func runErr(ctx context.Context, c *Client, method string, f func(context.Contex
 		return struct{}{}, f(ctx, cs)
 	})
 	return err
+}
+
+// sendable returns params as an attempt may send them: the SDK writes
+// _meta into the params of every request under 2026-07-28 (research §0.7),
+// so then each attempt gets its own copy; under earlier versions it writes
+// nothing but CallTool's Arguments (see CallTool), and params is sent as it
+// is.
+func sendable[P any, PP interface {
+	*P
+	mcp.Params
+}](c *Client, p PP) PP {
+	if !c.writesMeta {
+		return p
+	}
+	return cloneParams(p)
 }
 
 // cloneParams returns a copy of p that the SDK may write into: a shallow

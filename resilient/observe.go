@@ -53,20 +53,13 @@ func (t *sseTransport) observer() *observer { return t.obs }
 type observer struct {
 	mu       sync.Mutex
 	inflight int
-	idle     chan struct{} // closed while inflight == 0
+	idle     chan struct{} // made by a waiter, closed when inflight drops to 0
 }
 
-func newObserver() *observer {
-	idle := make(chan struct{})
-	close(idle)
-	return &observer{idle: idle}
-}
+func newObserver() *observer { return &observer{} }
 
 func (o *observer) begin() {
 	o.mu.Lock()
-	if o.inflight == 0 {
-		o.idle = make(chan struct{})
-	}
 	o.inflight++
 	o.mu.Unlock()
 }
@@ -74,8 +67,9 @@ func (o *observer) begin() {
 func (o *observer) end() {
 	o.mu.Lock()
 	o.inflight--
-	if o.inflight == 0 {
+	if o.inflight == 0 && o.idle != nil {
 		close(o.idle)
+		o.idle = nil
 	}
 	o.mu.Unlock()
 }
@@ -83,6 +77,13 @@ func (o *observer) end() {
 // waitIdle waits until no POST is in flight, or ctx ends.
 func (o *observer) waitIdle(ctx context.Context) {
 	o.mu.Lock()
+	if o.inflight == 0 {
+		o.mu.Unlock()
+		return
+	}
+	if o.idle == nil {
+		o.idle = make(chan struct{})
+	}
 	idle := o.idle
 	o.mu.Unlock()
 	select {
@@ -168,8 +169,17 @@ func (p *probe) answered(resp *http.Response) {
 
 type probeKey struct{}
 
-func withProbe(ctx context.Context, p *probe) context.Context {
-	return context.WithValue(ctx, probeKey{}, p)
+// probeCtx is an attempt's context carrying its probe.
+type probeCtx struct {
+	context.Context
+	probe probe
+}
+
+func (c *probeCtx) Value(key any) any {
+	if key == (probeKey{}) {
+		return &c.probe
+	}
+	return c.Context.Value(key)
 }
 
 // observingRoundTripper feeds an observer and the probe of the attempt

@@ -95,8 +95,9 @@ func (c *Client) runFlight(f *flight, old *conn) {
 		if class == retry.Cancelled {
 			class = retry.NotSent // the connect timeout: nobody answered
 		}
-		if class == retry.Protocol {
-			// The server is up and refuses the handshake (401, version).
+		if class == retry.Protocol || errors.Is(err, errNilTransport) {
+			// The server is up and refuses the handshake (401, version), or
+			// the factory makes no transport: dialling again cannot help.
 			c.mu.Lock()
 			t := c.br.success()
 			c.mu.Unlock()
@@ -108,6 +109,7 @@ func (c *Client) runFlight(f *flight, old *conn) {
 		c.emit(Event{Kind: EventAttemptFailed, Method: "initialize", Class: class, Attempt: dials, Err: err, Generation: old.gen})
 		c.mu.Lock()
 		t = c.br.probeFailed(err)
+		c.brDirty.Store(true)
 		wait := c.br.openPeriod()
 		if !c.br.isOpen() {
 			wait = bo.NextBackOff()
@@ -172,6 +174,7 @@ func (c *Client) finishFlight(f *flight, old, next *conn, events []Event, err er
 		}
 		c.cur = next
 		c.emitTransition(c.br.success())
+		c.brDirty.Store(false)
 	} else {
 		c.emit(Event{Kind: EventReconnectFailed, OldSessionID: old.cs.ID(), Generation: old.gen, Attempt: dials, Duration: d, Err: err})
 	}
@@ -253,7 +256,7 @@ func (c *Client) setResumeFrom(id string, lineageBroken bool) {
 	c.mu.Lock()
 	c.resumeFrom = id
 	if lineageBroken {
-		c.lineage++
+		c.lineage.Add(1)
 	}
 	c.mu.Unlock()
 }

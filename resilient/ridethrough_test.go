@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -268,6 +269,56 @@ func TestWaitForReady(t *testing.T) {
 		s.start()
 		if err := <-done; err != nil {
 			t.Errorf("WaitForReady call: %v, want it answered once the server is back", err)
+		}
+	})
+}
+
+// unauthorized is a server that refuses every handshake.
+type unauthorized struct{}
+
+func (unauthorized) Connect(context.Context) (mcp.Connection, error) {
+	return nil, errors.New(`calling "initialize": sending "initialize": Unauthorized`)
+}
+
+// Connect tries the first connection again while the server says "not
+// yet", and returns a refusal at once.
+func TestConnectWaitsForServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFlakyServer()
+		s.kill()
+		go func() {
+			time.Sleep(3 * time.Second)
+			s.start()
+		}()
+		start := time.Now()
+		c, err := resilient.Connect(context.Background(), mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil), s.factory, nil)
+		if err != nil {
+			t.Fatalf("Connect to a server starting 3s later: %v", err)
+		}
+		defer c.Close()
+		if d := time.Since(start); d < 3*time.Second {
+			t.Errorf("connected after %v, before the server was up", d)
+		}
+		if s := c.Stats(); s.Dials < 2 {
+			t.Errorf("Stats.Dials = %d, want several", s.Dials)
+		}
+
+		start = time.Now()
+		_, err = resilient.Connect(context.Background(), mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil),
+			func() mcp.Transport { return unauthorized{} }, nil)
+		if err == nil || !strings.Contains(err.Error(), "Unauthorized") {
+			t.Errorf("Connect refused with 401: err = %v, want the refusal", err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("a refused Connect took %v, want it to return at once", d)
+		}
+
+		s.kill()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err = resilient.Connect(ctx, mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil), s.factory, nil)
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("Connect until ctx ends: err = %v, want DeadlineExceeded and the last failure", err)
 		}
 	})
 }

@@ -102,7 +102,7 @@ func (c *Client) describe(o op, cur *conn, lineage uint64) retry.Call {
 	}
 	c.mu.Lock()
 	h := c.tools[o.tool]
-	sameLineage := c.lineage == lineage
+	sameLineage := c.lineage.Load() == lineage
 	c.mu.Unlock()
 	call.ReadOnly, call.Idempotent = h.readOnly, h.idempotent
 	call.Dedup = o.key != "" && cur.dedup && sameLineage
