@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 a session's log level (logging/setLevel, deprecated by SEP-2577 but still served to clients before 2026-07-28) is part of what an adopted session keeps.
+
 package replica
 
 import (
