@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -377,7 +376,7 @@ func greetServer(t *testing.T, stateless bool) (url string, rounds, runs *atomic
 			return &mcp.CallToolResult{
 				InputRequests: mcp.InputRequestMap{"user_name": &mcp.ElicitParams{
 					Message:         "What's your name?",
-					RequestedSchema: &jsonschema.Schema{Type: "object", Properties: map[string]*jsonschema.Schema{"name": {Type: "string"}}},
+					RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}},
 				}},
 				RequestState: "step=1",
 			}, nil, nil
