@@ -22,9 +22,9 @@ type op struct {
 	key string
 }
 
-// attemptFunc runs one attempt of a call on cs, on a fresh copy of its
-// params.
-type attemptFunc[R any] func(context.Context, *mcp.ClientSession) (R, error)
+// attemptFunc runs one attempt of a call on cs, on params the SDK may
+// write into (a copy when it would), with meta added to their _meta.
+type attemptFunc[R any] func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) (R, error)
 
 // run is the life of one call (package doc, "One call"): it claims the
 // call's per-call overrides from ctx, then runs it.
@@ -37,7 +37,24 @@ func run[R any](ctx context.Context, c *Client, o op, f attemptFunc[R]) (R, erro
 			return zero, fmt.Errorf("resilient: %s: %w", o.method, err)
 		}
 	}
-	return runWith(ctx, c, o, ov, f)
+	if c.hooks.Call == nil {
+		return runWith(ctx, c, o, ov, f, nil)
+	}
+	info := &CallInfo{Method: o.method, Tool: o.tool}
+	var res R
+	err := c.hooks.Call(ctx, info, func(ctx context.Context) error {
+		var err error
+		res, err = runWith(ctx, c, o, ov, f, info)
+		if err == nil {
+			info.Result = res
+		}
+		return err
+	})
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	return res, nil
 }
 
 // runWith tries the call on the current session; after a failure it
@@ -45,7 +62,7 @@ func run[R any](ctx context.Context, c *Client, o op, f attemptFunc[R]) (R, erro
 // session replaced when it must be) and executes what retry.Decide says.
 // Time bounds the call: waits end with the caller's context or the
 // policy's MaxElapsed, attempts only with the caller's context.
-func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f attemptFunc[R]) (R, error) {
+func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f attemptFunc[R], info *CallInfo) (R, error) {
 	var zero R
 	c.stats.calls.Add(1)
 	cl := call{c: c, o: o, ov: ov, p: c.policy, ctx: ctx, start: time.Now(), lineage: c.lineage.Load()}
@@ -54,6 +71,7 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 	}
 	defer cl.end()
 	var last error
+	replayed := false // the next attempt is sent on a session that replaced the last one's
 	for attempt := 1; ; attempt++ {
 		cur, err := c.acquire(cl.waits, attempt == 1 && !ov.WaitForReady)
 		if err != nil {
@@ -62,14 +80,24 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 		if attempt > 1 {
 			c.stats.retries.Add(1)
 		}
-		res, pr, err := runAttempt(ctx, c, cur, f)
+		res, pr, err := runAttempt(ctx, c, cur, f, o, attempt, replayed)
+		if info != nil {
+			info.Attempts = attempt
+			if replayed {
+				info.Replays++
+			}
+		}
 		in := cl.facts(attempt, cur, pr, err)
 		if in.Class == retry.OK {
 			return res, nil
 		}
 		var rerr error
 		if !in.CallerDone && !in.Closed && retry.NeedsNewSession(in.Class, in.Request, in.Status, in.SessionDead) {
-			rerr = c.replace(cl.waits(), cur, err)
+			var fl *flight
+			fl, rerr = c.replace(cl.waits(), cur, err)
+			if info != nil && fl != nil && rerr == nil {
+				info.Reconnects = append(info.Reconnects, fl.info)
+			}
 			in = cl.reconnected(in, rerr)
 		}
 		in.AttemptsLeft = cl.p.MaxAttempts == 0 || attempt < cl.p.MaxAttempts
@@ -97,6 +125,7 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 		case retry.ActReplay:
 			c.stats.replays.Add(1)
 		}
+		replayed = d.Action == retry.ActReplay
 		last = err
 	}
 }
@@ -324,7 +353,7 @@ func (c *Client) lastFailure() error {
 // end the SDK's calls in flight). When the transport watches its requests,
 // it returns the probe that saw what became of the attempt's own;
 // otherwise the probe is nil.
-func runAttempt[R any](ctx context.Context, c *Client, cur *conn, f attemptFunc[R]) (R, *probe, error) {
+func runAttempt[R any](ctx context.Context, c *Client, cur *conn, f attemptFunc[R], o op, attempt int, replay bool) (R, *probe, error) {
 	var zero R
 	actx, cancel := context.WithCancel(ctx)
 	id, ok := c.track(cancel)
@@ -333,15 +362,30 @@ func runAttempt[R any](ctx context.Context, c *Client, cur *conn, f attemptFunc[
 		return zero, nil, ErrClosed
 	}
 	defer c.untrack(id, cancel)
-	if cur.obs == nil {
-		res, err := f(actx, cur.cs)
-		return res, nil, err
+	var pr *probe
+	if cur.obs != nil {
+		// One allocation carries the probe and makes it reachable from the
+		// requests the SDK builds with the attempt's context.
+		pc := &probeCtx{Context: actx}
+		actx, pr = pc, &pc.probe
 	}
-	// One allocation carries the probe and makes it reachable from the
-	// requests the SDK builds with the attempt's context.
-	pc := &probeCtx{Context: actx}
-	res, err := f(pc, cur.cs)
-	return res, &pc.probe, err
+	if c.hooks.Attempt == nil {
+		res, err := f(actx, cur.cs, nil)
+		return res, pr, err
+	}
+	info := &AttemptInfo{Method: o.method, Tool: o.tool, Attempt: attempt, Replay: replay,
+		SessionID: cur.cs.ID(), ProtocolVersion: c.sessionOpts.ProtocolVersion, Generation: cur.gen,
+		ServerAddress: cur.host, ServerPort: cur.port, Meta: map[string]any{}}
+	var res R
+	// A context the hook derives from actx (a span's) still carries the
+	// probe.
+	err := c.hooks.Attempt(actx, info, func(hctx context.Context) error {
+		var err error
+		res, err = f(hctx, cur.cs, info.Meta)
+		info.Class = retry.Classify(err)
+		return err
+	})
+	return res, pr, err
 }
 
 // track registers the cancel func of an attempt in flight, for Close. It

@@ -36,6 +36,7 @@ type Client struct {
 	showResumeTool bool
 	hiddenTool     string
 	log            *zap.Logger
+	hooks          Hooks
 	events         *eventQueue   // nil without Options.OnEvent
 	budget         *retry.Budget // nil when disabled
 	// writesMeta: the pinned protocol version is 2026-07-28 or later, under
@@ -81,6 +82,8 @@ type conn struct {
 	end   context.CancelFunc // ends the connection's context
 	dedup bool               // the server deduplicates tools/call by idempotency key
 	obs   *observer          // the HTTP traffic of an observed transport; nil otherwise
+	host  string             // the server's host and port, when the transport says
+	port  int
 }
 
 func (c *conn) isDead() bool {
@@ -104,6 +107,8 @@ func (c *conn) close() error {
 type flight struct {
 	done chan struct{}
 	err  error // set before done is closed: nil when a new session is in place
+	// info describes the reconnect for Hooks; complete once done is closed.
+	info ReconnectInfo
 }
 
 type toolHints struct{ readOnly, idempotent bool }
@@ -148,6 +153,7 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		tools:          map[string]toolHints{},
 		attempts:       map[uint64]context.CancelFunc{},
 		br:             newBreaker(opts.Breaker),
+		hooks:          opts.Hooks,
 	}
 	if c.resumer == nil {
 		c.resumer = resume.Tool{}
@@ -291,8 +297,9 @@ func (c *Client) dial(ctx context.Context, gen uint64) (*conn, error) {
 		return nil, errNilTransport
 	}
 	var obs *observer
+	var endpoint string
 	if ot, ok := t.(observedTransport); ok {
-		obs = ot.observer()
+		obs, endpoint = ot.observer(), ot.endpoint()
 	}
 	opts := c.sessionOpts
 	ctx, cancel := context.WithTimeout(ctx, c.connectTimeout)
@@ -305,7 +312,11 @@ func (c *Client) dial(ctx context.Context, gen uint64) (*conn, error) {
 		}
 		return nil, err
 	}
-	return c.watch(cs, obs, d.end, gen), nil
+	cn := c.watch(cs, obs, d.end, gen)
+	if endpoint != "" {
+		cn.host, cn.port = endpointOf(endpoint)
+	}
+	return cn, nil
 }
 
 // detached connects its transport under the client's lifetime instead of

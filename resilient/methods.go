@@ -47,19 +47,17 @@ func (c *Client) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp
 		key, add = resume.NewIdempotencyKey(), true
 	}
 	return run(ctx, c, op{method: retry.MethodCallTool, tool: params.Name, key: key},
-		func(ctx context.Context, cs *mcp.ClientSession) (*mcp.CallToolResult, error) {
+		func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) (*mcp.CallToolResult, error) {
 			p := params
 			// The SDK writes into the params (research §0.7): Arguments
-			// when nil, _meta under 2026-07-28. Copy only then.
-			if add || p.Arguments == nil || c.writesMeta {
+			// when nil, _meta under 2026-07-28. Copy only then, or to add
+			// to _meta.
+			if add || meta != nil || p.Arguments == nil || c.writesMeta {
 				p = cloneParams(params)
+				p.Meta = withMeta(p.Meta, meta)
 			}
 			if add {
-				if p.Meta == nil {
-					p.Meta = mcp.Meta{resume.IdempotencyKeyMeta: key}
-				} else {
-					p.Meta[resume.IdempotencyKeyMeta] = key
-				}
+				p.Meta = withMeta(p.Meta, mcp.Meta{resume.IdempotencyKeyMeta: key})
 			}
 			return cs.CallTool(ctx, p)
 		})
@@ -69,8 +67,8 @@ func (c *Client) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp
 // The resume tool is left out unless Options.ShowResumeTool is set. The
 // client remembers each tool's annotations for its replay decisions.
 func (c *Client) ListTools(ctx context.Context, params *mcp.ListToolsParams) (*mcp.ListToolsResult, error) {
-	res, err := run(ctx, c, op{method: "tools/list"}, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.ListToolsResult, error) {
-		return cs.ListTools(ctx, sendable(c, params))
+	res, err := run(ctx, c, op{method: "tools/list"}, func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) (*mcp.ListToolsResult, error) {
+		return cs.ListTools(ctx, sendable(c, params, meta))
 	})
 	if err != nil {
 		return nil, err
@@ -105,8 +103,8 @@ func (c *Client) Tools(ctx context.Context, params *mcp.ListToolsParams) iter.Se
 
 // ListResources lists resources; see [mcp.ClientSession.ListResources].
 func (c *Client) ListResources(ctx context.Context, params *mcp.ListResourcesParams) (*mcp.ListResourcesResult, error) {
-	return run(ctx, c, op{method: "resources/list"}, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.ListResourcesResult, error) {
-		return cs.ListResources(ctx, sendable(c, params))
+	return run(ctx, c, op{method: "resources/list"}, func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) (*mcp.ListResourcesResult, error) {
+		return cs.ListResources(ctx, sendable(c, params, meta))
 	})
 }
 
@@ -118,16 +116,16 @@ func (c *Client) Resources(ctx context.Context, params *mcp.ListResourcesParams)
 
 // ReadResource reads a resource; see [mcp.ClientSession.ReadResource].
 func (c *Client) ReadResource(ctx context.Context, params *mcp.ReadResourceParams) (*mcp.ReadResourceResult, error) {
-	return run(ctx, c, op{method: "resources/read"}, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.ReadResourceResult, error) {
-		return cs.ReadResource(ctx, sendable(c, params))
+	return run(ctx, c, op{method: "resources/read"}, func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) (*mcp.ReadResourceResult, error) {
+		return cs.ReadResource(ctx, sendable(c, params, meta))
 	})
 }
 
 // ListResourceTemplates lists resource templates; see
 // [mcp.ClientSession.ListResourceTemplates].
 func (c *Client) ListResourceTemplates(ctx context.Context, params *mcp.ListResourceTemplatesParams) (*mcp.ListResourceTemplatesResult, error) {
-	return run(ctx, c, op{method: "resources/templates/list"}, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.ListResourceTemplatesResult, error) {
-		return cs.ListResourceTemplates(ctx, sendable(c, params))
+	return run(ctx, c, op{method: "resources/templates/list"}, func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) (*mcp.ListResourceTemplatesResult, error) {
+		return cs.ListResourceTemplates(ctx, sendable(c, params, meta))
 	})
 }
 
@@ -143,8 +141,8 @@ func (c *Client) ResourceTemplates(ctx context.Context, params *mcp.ListResource
 
 // ListPrompts lists prompts; see [mcp.ClientSession.ListPrompts].
 func (c *Client) ListPrompts(ctx context.Context, params *mcp.ListPromptsParams) (*mcp.ListPromptsResult, error) {
-	return run(ctx, c, op{method: "prompts/list"}, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.ListPromptsResult, error) {
-		return cs.ListPrompts(ctx, sendable(c, params))
+	return run(ctx, c, op{method: "prompts/list"}, func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) (*mcp.ListPromptsResult, error) {
+		return cs.ListPrompts(ctx, sendable(c, params, meta))
 	})
 }
 
@@ -156,22 +154,22 @@ func (c *Client) Prompts(ctx context.Context, params *mcp.ListPromptsParams) ite
 
 // GetPrompt gets a prompt; see [mcp.ClientSession.GetPrompt].
 func (c *Client) GetPrompt(ctx context.Context, params *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {
-	return run(ctx, c, op{method: "prompts/get"}, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.GetPromptResult, error) {
-		return cs.GetPrompt(ctx, sendable(c, params))
+	return run(ctx, c, op{method: "prompts/get"}, func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) (*mcp.GetPromptResult, error) {
+		return cs.GetPrompt(ctx, sendable(c, params, meta))
 	})
 }
 
 // Complete asks for completions; see [mcp.ClientSession.Complete].
 func (c *Client) Complete(ctx context.Context, params *mcp.CompleteParams) (*mcp.CompleteResult, error) {
-	return run(ctx, c, op{method: "completion/complete"}, func(ctx context.Context, cs *mcp.ClientSession) (*mcp.CompleteResult, error) {
-		return cs.Complete(ctx, sendable(c, params))
+	return run(ctx, c, op{method: "completion/complete"}, func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) (*mcp.CompleteResult, error) {
+		return cs.Complete(ctx, sendable(c, params, meta))
 	})
 }
 
 // Ping pings the server; see [mcp.ClientSession.Ping].
 func (c *Client) Ping(ctx context.Context, params *mcp.PingParams) error {
-	return runErr(ctx, c, "ping", func(ctx context.Context, cs *mcp.ClientSession) error {
-		return cs.Ping(ctx, sendable(c, params))
+	return runErr(ctx, c, "ping", func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) error {
+		return cs.Ping(ctx, sendable(c, params, meta))
 	})
 }
 
@@ -182,8 +180,8 @@ func (c *Client) SetLoggingLevel(ctx context.Context, params *mcp.SetLoggingLeve
 	if params == nil {
 		return errors.New("resilient: SetLoggingLevel: params is nil")
 	}
-	err := runErr(ctx, c, "logging/setLevel", func(ctx context.Context, cs *mcp.ClientSession) error {
-		return cs.SetLoggingLevel(ctx, sendable(c, params))
+	err := runErr(ctx, c, "logging/setLevel", func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) error {
+		return cs.SetLoggingLevel(ctx, sendable(c, params, meta))
 	})
 	if err == nil {
 		c.setLogLevel(params.Level)
@@ -198,8 +196,8 @@ func (c *Client) Subscribe(ctx context.Context, params *mcp.SubscribeParams) err
 	if params == nil {
 		return errors.New("resilient: Subscribe: params is nil")
 	}
-	err := runErr(ctx, c, "resources/subscribe", func(ctx context.Context, cs *mcp.ClientSession) error {
-		return cs.Subscribe(ctx, sendable(c, params))
+	err := runErr(ctx, c, "resources/subscribe", func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) error {
+		return cs.Subscribe(ctx, sendable(c, params, meta))
 	})
 	if err == nil {
 		c.setSubscribed(params.URI, true)
@@ -215,8 +213,8 @@ func (c *Client) Unsubscribe(ctx context.Context, params *mcp.UnsubscribeParams)
 	// Forget it first: even if the call fails, a new session must not
 	// subscribe again.
 	c.setSubscribed(params.URI, false)
-	return runErr(ctx, c, "resources/unsubscribe", func(ctx context.Context, cs *mcp.ClientSession) error {
-		return cs.Unsubscribe(ctx, sendable(c, params))
+	return runErr(ctx, c, "resources/unsubscribe", func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) error {
+		return cs.Unsubscribe(ctx, sendable(c, params, meta))
 	})
 }
 
@@ -228,12 +226,12 @@ func (c *Client) NotifyProgress(ctx context.Context, params *mcp.ProgressNotific
 	if err != nil {
 		return err
 	}
-	return cur.cs.NotifyProgress(ctx, sendable(c, params))
+	return cur.cs.NotifyProgress(ctx, sendable(c, params, nil))
 }
 
-func runErr(ctx context.Context, c *Client, method string, f func(context.Context, *mcp.ClientSession) error) error {
-	_, err := run(ctx, c, op{method: method}, func(ctx context.Context, cs *mcp.ClientSession) (struct{}, error) {
-		return struct{}{}, f(ctx, cs)
+func runErr(ctx context.Context, c *Client, method string, f func(context.Context, *mcp.ClientSession, mcp.Meta) error) error {
+	_, err := run(ctx, c, op{method: method}, func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) (struct{}, error) {
+		return struct{}{}, f(ctx, cs, meta)
 	})
 	return err
 }
@@ -246,11 +244,35 @@ func runErr(ctx context.Context, c *Client, method string, f func(context.Contex
 func sendable[P any, PP interface {
 	*P
 	mcp.Params
-}](c *Client, p PP) PP {
+}](c *Client, p PP, meta mcp.Meta) PP {
+	if meta != nil {
+		// A hook adds to _meta (trace context): on a copy, never on the
+		// caller's params.
+		if p == nil {
+			p = PP(new(P))
+		} else {
+			p = cloneParams(p)
+		}
+		p.SetMeta(withMeta(p.GetMeta(), meta))
+		return p
+	}
 	if !c.writesMeta {
 		return p
 	}
 	return cloneParams(p)
+}
+
+// withMeta returns m with the keys of add set (m is a copy of the
+// caller's, or nil).
+func withMeta(m, add mcp.Meta) mcp.Meta {
+	if len(add) == 0 {
+		return m
+	}
+	if m == nil {
+		m = make(mcp.Meta, len(add))
+	}
+	maps.Copy(m, add)
+	return m
 }
 
 // cloneParams returns a copy of p that the SDK may write into: a shallow

@@ -28,6 +28,7 @@ import (
 type observedTransport interface {
 	mcp.Transport
 	observer() *observer
+	endpoint() string
 }
 
 // httpTransport is the transport StreamableHTTP makes: the SDK's, with an
@@ -39,6 +40,7 @@ type httpTransport struct {
 }
 
 func (t *httpTransport) observer() *observer { return t.obs }
+func (t *httpTransport) endpoint() string    { return t.Endpoint }
 
 // sseTransport is the transport SSE makes: the SDK's 2024-11-05 HTTP+SSE
 // client, with an observer on its HTTP client.
@@ -48,6 +50,7 @@ type sseTransport struct {
 }
 
 func (t *sseTransport) observer() *observer { return t.obs }
+func (t *sseTransport) endpoint() string    { return t.Endpoint }
 
 // observer counts the POSTs of one transport still in flight.
 type observer struct {

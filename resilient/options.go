@@ -62,6 +62,10 @@ type Options struct {
 	// failures that say "not yet". Default false.
 	ConnectOnce bool
 
+	// Hooks wrap each call and each attempt, for tracing and metrics.
+	// Default: none.
+	Hooks Hooks
+
 	// OnEvent, when set, receives an [Event] for everything the client does
 	// on its own, in the order things happened. It is called on a goroutine
 	// of the client's, one event at a time, never while the client holds a

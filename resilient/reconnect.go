@@ -19,22 +19,22 @@ import (
 // later ones wait for it. A caller stops waiting when wctx ends; the
 // reconnect goes on for the others. It returns nil when a newer session is
 // in place.
-func (c *Client) replace(wctx context.Context, failed *conn, cause error) error {
+func (c *Client) replace(wctx context.Context, failed *conn, cause error) (*flight, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	if c.cur.gen > failed.gen {
 		c.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	f := c.flight
 	if f == nil {
 		f = c.startFlightLocked(cause)
 	}
 	c.mu.Unlock()
-	return c.waitFlight(wctx, f)
+	return f, c.waitFlight(wctx, f)
 }
 
 // waitFlight waits for f to end, for wctx to end, or for Close.
@@ -53,9 +53,9 @@ func (c *Client) waitFlight(wctx context.Context, f *flight) error {
 // be held; the reconnect costs a token of the retry budget, so that a
 // balancer that keeps losing sessions cannot loop callers forever.
 func (c *Client) startFlightLocked(cause error) *flight {
-	f := &flight{done: make(chan struct{})}
-	c.flight = f
 	old := c.cur
+	f := &flight{done: make(chan struct{}), info: ReconnectInfo{Start: time.Now(), OldSessionID: old.cs.ID()}}
+	c.flight = f
 	c.budget.Failure()
 	c.emit(Event{Kind: EventReconnectStarted, OldSessionID: old.cs.ID(), Generation: old.gen, Err: cause})
 	c.log.Info("reconnecting", zap.String("session_id", old.cs.ID()), zap.Uint64("generation", old.gen), zap.Error(cause))
@@ -166,6 +166,19 @@ func (c *Client) finishFlight(f *flight, old, next *conn, events []Event, err er
 	c.mu.Lock()
 	if err == nil && c.closed {
 		err = ErrClosed
+	}
+	f.info.End, f.info.Dials, f.info.Err = time.Now(), dials, err
+	if err == nil {
+		f.info.SessionID = next.cs.ID()
+		for _, ev := range events {
+			switch ev.Kind {
+			case EventResumed:
+				r := ev.Resume
+				f.info.Resume = &r
+			case EventResumeSkipped, EventResumeFailed:
+				f.info.ResumeErr = ev.Err
+			}
+		}
 	}
 	if err == nil {
 		events[0].Attempt, events[0].Duration = dials, d

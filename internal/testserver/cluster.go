@@ -141,7 +141,8 @@ type Cluster struct {
 	toolRuns   map[string]int
 	keyRuns    map[string]int // by idempotency key
 	runningNow map[string]int
-	next       int // where the least-connections scan starts, to rotate ties
+	lastMeta   map[string]map[string]any // by tool
+	next       int                       // where the least-connections scan starts, to rotate ties
 }
 
 // Start starts a cluster on 127.0.0.1 with ports chosen by the system and
@@ -154,6 +155,7 @@ func Start(opts *Options) (*Cluster, error) {
 		toolRuns:   make(map[string]int),
 		keyRuns:    make(map[string]int),
 		runningNow: make(map[string]int),
+		lastMeta:   make(map[string]map[string]any),
 		lbDone:     make(chan struct{}),
 	}
 	if opts != nil {
@@ -334,7 +336,16 @@ func (c *Cluster) ran(tool string, req *mcp.CallToolRequest) {
 		if key, ok, _ := resume.IdempotencyKeyFrom(req.Params.Meta); ok {
 			c.keyRuns[key]++
 		}
+		c.lastMeta[tool] = req.Params.Meta
 	}
+}
+
+// LastMeta returns the _meta of the last call of tool that ran to
+// completion, as the server received it.
+func (c *Cluster) LastMeta(tool string) map[string]any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastMeta[tool]
 }
 
 // KeyRuns returns how many times a tool body ran for calls carrying the
