@@ -17,6 +17,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpkit/resilience/resilient"
 	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/resume/memstore"
 )
@@ -439,6 +440,37 @@ func TestDedupMultiRoundTrip(t *testing.T) {
 				t.Errorf("rounds run = %d, want 2 (ask, then greet; the replay ran none)", n)
 			}
 		})
+	}
+}
+
+// TestDedupMultiRoundTripResilient is TestDedupMultiRoundTrip's stateless
+// case through resilient.Client: the multi-round-trip call completes, once,
+// and is not reported as an outcome unknown.
+func TestDedupMultiRoundTripResilient(t *testing.T) {
+	url, rounds, runs := greetServer(t, true)
+	hc := &http.Client{Transport: bearer{token: "alice", next: http.DefaultTransport}}
+	c := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, &mcp.ClientOptions{
+		ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "MCP Go"}}, nil
+		},
+	})
+	rc, err := resilient.Connect(t.Context(), c, resilient.StreamableHTTP(url, hc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	res, err := rc.CallTool(t.Context(), &mcp.CallToolParams{Name: "greet"})
+	if err != nil {
+		t.Fatalf("CallTool(greet) through resilient.Client: %v", err)
+	}
+	if text := resultText(res); text != "Hello MCP Go (run 1)" {
+		t.Errorf("greet = %q, want %q", text, "Hello MCP Go (run 1)")
+	}
+	if runs.Load() != 1 || rounds.Load() != 2 {
+		t.Errorf("rounds = %d, final rounds = %d; want 2 and 1", rounds.Load(), runs.Load())
+	}
+	if st := rc.Stats(); st.OutcomeUnknown != 0 || st.Retries != 0 {
+		t.Errorf("client stats = %+v, want no retry and no outcome unknown", st)
 	}
 }
 
