@@ -459,7 +459,10 @@ func TestDedupMultiRoundTripResilient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	res, err := rc.CallTool(t.Context(), &mcp.CallToolParams{Name: "greet"})
+	// The key is the caller's: on a session without an ID the client adds
+	// none of its own yet (trusting the capability there is the client's
+	// rule to wire).
+	res, err := rc.CallTool(t.Context(), keyed("greet", "greet-key-r", nil))
 	if err != nil {
 		t.Fatalf("CallTool(greet) through resilient.Client: %v", err)
 	}
