@@ -1,7 +1,10 @@
 // Package redisstore is a [replica.Store] in Redis, for MCP servers that run
 // as several replicas behind a load balancer: every replica reads and writes
 // the same sessions, so resume_session on any replica finds the state a dead
-// one left.
+// one left, and replica.Handler on any replica adopts a session another
+// one created. [EventStore] is the go-sdk's mcp.EventStore in the same
+// Redis: with it, a response that a dead replica had finished reaches the
+// client from another one (see its doc for its layout and retention).
 //
 // # Layout
 //
