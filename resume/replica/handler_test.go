@@ -34,7 +34,9 @@ type cluster struct {
 	// tool finished, before the client got the answer.
 	cutResult atomic.Bool
 	cutTo     int32
-	resumed   atomic.Int32    // GETs with Last-Event-ID
+	resumed   atomic.Int32 // GETs with Last-Event-ID
+	rr        atomic.Bool  // round robin instead of target
+	next      atomic.Int32
 	opts      *HandlerOptions // of every handler; EventStore is set
 	store     *memstore.Store
 	events    *mcp.MemoryEventStore
@@ -92,7 +94,11 @@ func newClusterWith(t *testing.T, n int, authed bool, opts *HandlerOptions) *clu
 		return &auth.TokenInfo{UserID: token, Expiration: time.Now().Add(time.Hour)}, nil
 	}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rep := c.replicas[c.target.Load()]
+		i := c.target.Load()
+		if c.rr.Load() {
+			i = (c.next.Add(1) - 1) % int32(len(c.replicas))
+		}
+		rep := c.replicas[i]
 		rep.requests.Add(1)
 		if r.Method == http.MethodGet && r.Header.Get("Last-Event-ID") != "" {
 			c.resumed.Add(1)
@@ -116,6 +122,9 @@ func newClusterWith(t *testing.T, n int, authed bool, opts *HandlerOptions) *clu
 }
 
 func (c *cluster) to(i int) { c.target.Store(int32(i)) }
+
+// roundRobin makes the balancer send each request to the next replica.
+func (c *cluster) roundRobin() { c.rr.Store(true) }
 
 // restart gives replica r a new handler, which has no local session: as a
 // replica that restarted, or one that never saw the session.
@@ -361,6 +370,41 @@ func TestHandlerIdleTimeout(t *testing.T) {
 	if got := incr(t, cs); got.Counter != 2 {
 		t.Errorf("call after the idle close = %+v, want counter 2", got)
 	}
+	if n := c.status(http.StatusNotFound); n != 0 {
+		t.Errorf("404 answers = %d, want 0", n)
+	}
+}
+
+// Many clients at once, each request to the next replica: every session is
+// adopted by every replica, concurrently, and every count is exact.
+func TestHandlerConcurrentSessions(t *testing.T) {
+	c := newCluster(t, 3, false)
+	c.roundRobin()
+	const clients, calls = 6, 15
+	var wg sync.WaitGroup
+	for range clients {
+		cs := c.connectSSE(t, "", true)
+		id := cs.ID()
+		wg.Go(func() {
+			for want := 1; want <= calls; want++ {
+				res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "incr"})
+				if err != nil {
+					t.Errorf("session %s call %d: %v", id, want, err)
+					return
+				}
+				var out incrOut
+				b, _ := json.Marshal(res.StructuredContent)
+				if err := json.Unmarshal(b, &out); err != nil || out.Counter != want {
+					t.Errorf("session %s call %d = %s, want counter %d", id, want, b, want)
+					return
+				}
+			}
+			if cs.ID() != id {
+				t.Errorf("session ID changed from %s to %s", id, cs.ID())
+			}
+		})
+	}
+	wg.Wait()
 	if n := c.status(http.StatusNotFound); n != 0 {
 		t.Errorf("404 answers = %d, want 0", n)
 	}
