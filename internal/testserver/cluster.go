@@ -91,6 +91,13 @@ type Options struct {
 	// execution's result instead of running again.
 	Dedup bool
 
+	// Adopt makes the backends serve with replica.Handler over the shared
+	// store and one shared in-memory event store: any backend serves any
+	// session, adopting it with the same session ID, so a backend's death
+	// costs its sessions nothing but the calls it was running. Ignored
+	// with Stateless.
+	Adopt bool
+
 	// JSONResponse makes the backends answer POSTs with application/json
 	// instead of an SSE stream (mcp.StreamableHTTPOptions.JSONResponse).
 	JSONResponse bool
@@ -109,8 +116,9 @@ type Options struct {
 // [Start] and stop it with [Cluster.Close]. All methods are safe for
 // concurrent use.
 type Cluster struct {
-	opts  Options
-	store replica.Store
+	opts   Options
+	store  replica.Store
+	events *mcp.MemoryEventStore // shared by the backends with Adopt
 	// ctx is the base of every balancer request: Close cancels it so that
 	// no handler outlives the cluster.
 	ctx    context.Context
@@ -168,6 +176,7 @@ func Start(opts *Options) (*Cluster, error) {
 	if c.store == nil {
 		c.store = memstore.New(0)
 	}
+	c.events = mcp.NewMemoryEventStore(nil)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 
 	for i := range c.opts.Backends {
