@@ -81,7 +81,9 @@ func (r *restartable) restart() {
 	r.h.Store(&h)
 }
 
-func (r *restartable) ServeHTTP(w http.ResponseWriter, req *http.Request) { (*r.h.Load()).ServeHTTP(w, req) }
+func (r *restartable) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	(*r.h.Load()).ServeHTTP(w, req)
+}
 
 // The server restarts between two calls and forgets the session. The
 // second call's request is refused (404, session unknown), so it provably
