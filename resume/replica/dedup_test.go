@@ -459,10 +459,9 @@ func TestDedupMultiRoundTripResilient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	// The key is the caller's: on a session without an ID the client adds
-	// none of its own yet (trusting the capability there is the client's
-	// rule to wire).
-	res, err := rc.CallTool(t.Context(), keyed("greet", "greet-key-r", nil))
+	// No key from the caller: the client adds its own, since the server
+	// advertises deduplication per principal (on a session without an ID).
+	res, err := rc.CallTool(t.Context(), &mcp.CallToolParams{Name: "greet", Arguments: map[string]any{}})
 	if err != nil {
 		t.Fatalf("CallTool(greet) through resilient.Client: %v", err)
 	}
