@@ -48,6 +48,7 @@ func TestChaosSoakAdoption(t *testing.T) {
 			unknown++
 		default:
 			failed++ // refused before it ran (exhausted retries, open breaker)
+			t.Logf("call failed: %v", err)
 		}
 	}
 	if err := <-chaosDone; err != nil {

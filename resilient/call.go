@@ -71,11 +71,13 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 	}
 	defer cl.end()
 	var last error
-	replayed := false // the next attempt is sent on a session that replaced the last one's
+	stopIsUnknown := false // should the call stop before its next attempt, its outcome is unknown
+	replayed := false      // the next attempt is sent on a session that replaced the last one's
+	ranBefore := false     // an earlier attempt may have run the call
 	for attempt := 1; ; attempt++ {
 		cur, err := c.acquire(cl.waits, attempt == 1 && !ov.WaitForReady)
 		if err != nil {
-			return zero, cl.stopped(err, attempt-1, last)
+			return zero, cl.stoppedBetween(err, attempt-1, last, stopIsUnknown)
 		}
 		if attempt > 1 {
 			c.stats.retries.Add(1)
@@ -102,6 +104,7 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 		}
 		in.AttemptsLeft = cl.p.MaxAttempts == 0 || attempt < cl.p.MaxAttempts
 		in.BudgetLeft = c.budget.Allow()
+		in.RanBefore = ranBefore
 		d := retry.Decide(in)
 		cl.report(attempt, cur, in, d, err)
 		switch d.Action {
@@ -119,13 +122,15 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 		case retry.ActExhausted:
 			return zero, &retry.ExhaustedError{Attempts: attempt, Reason: d.Reason, Last: err}
 		case retry.ActBackoff:
-			if err := cl.backoff(attempt, pr, err); err != nil {
-				return zero, err
+			if berr := cl.backoff(attempt, pr, err); berr != nil {
+				return zero, cl.stoppedBetween(berr, attempt, err, d.StopIsUnknown)
 			}
 		case retry.ActReplay:
 			c.stats.replays.Add(1)
 		}
 		replayed = d.Action == retry.ActReplay
+		ranBefore = ranBefore || d.MayHaveRun
+		stopIsUnknown = d.StopIsUnknown
 		last = err
 	}
 }
@@ -279,6 +284,18 @@ func (cl *call) backoff(attempt int, pr *probe, err error) error {
 	case <-cl.c.ctx.Done():
 		return ErrClosed
 	}
+}
+
+// stoppedBetween returns the error of a call that stopped between two
+// attempts with err (its wait ended): ErrOutcomeUnknown wrapping it when
+// the last decision said an attempt may have run it (Decision.
+// StopIsUnknown), unless the caller's context or Close ended it.
+func (cl *call) stoppedBetween(err error, attempts int, last error, unknown bool) error {
+	err = cl.stopped(err, attempts, last)
+	if !unknown || cl.ctx.Err() != nil || errors.Is(err, ErrClosed) {
+		return err
+	}
+	return cl.c.outcomeUnknown(cl.o, err)
 }
 
 // stopped returns the error of a call whose wait ended with err, after

@@ -87,9 +87,9 @@ type conn struct {
 	// adopts: every replica serves the session (resume.AdoptCapability): a
 	// dropped connection does not lose it.
 	adopts bool
-	obs   *observer          // the HTTP traffic of an observed transport; nil otherwise
-	host  string             // the server's host and port, when the transport says
-	port  int
+	obs    *observer // the HTTP traffic of an observed transport; nil otherwise
+	host   string    // the server's host and port, when the transport says
+	port   int
 }
 
 func (c *conn) isDead() bool {

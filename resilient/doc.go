@@ -57,7 +57,7 @@
 //	a 404 for another request while it ran:
 //	  - a method other than tools/call               yes, on a new session
 //	  - tool with readOnlyHint or idempotentHint     yes (unless Policy.IgnoreAnnotations)
-//	  - a server running resume.Dedup                yes: it returns the first result
+//	  - a server running replica.Dedup               yes: it returns the first result
 //	  - retry.Idempotent(ctx) on the call            yes
 //	  - any other tools/call                         no: ErrOutcomeUnknown
 //	replay answered "still running" by Dedup         no: ErrOutcomeUnknown
@@ -66,7 +66,9 @@
 //	retry.NoRetry(ctx)                               no: the first error
 //	MaxAttempts or the retry budget spent            no: retry.ErrExhausted
 //	no new session within the call's bounds          no: retry.ErrExhausted (or the
-//	  or the handshake refused                         refusal); ErrOutcomeUnknown if it may have run
+//	  or the handshake refused                         refusal)
+//	any of the three above, after an attempt that    no: ErrOutcomeUnknown, wrapping
+//	  may have run a call not harmless to repeat       the reason
 //
 // [retry.NotIdempotent] forbids replays of a call that may have run;
 // [retry.WithPolicy] changes the policy for one call. Each override on a
@@ -99,7 +101,7 @@
 // ([resume.DedupCapability]) carries an idempotency key in its _meta
 // ([resume.IdempotencyKeyMeta]), identical on its replays; to choose it,
 // put it in the call's params.Meta (it is then sent to any server). A
-// server that installs resume.Dedup stores each result under its key and
+// server that installs replica.Dedup stores each result under its key and
 // advertises it; on such a server a
 // tools/call whose outcome is unknown is replayed, and the replay returns
 // the first execution's result instead of running again. The client counts

@@ -27,7 +27,7 @@ import (
 // it twice; otherwise the error matches [ErrOutcomeUnknown].
 //
 // A call to a server that deduplicates (it advertises
-// [resume.DedupCapability], as resume.Dedup does) carries an idempotency
+// [resume.DedupCapability], as replica.Dedup does) carries an idempotency
 // key in _meta [resume.IdempotencyKeyMeta], the same on each of its
 // replays: the caller's, when params.Meta already has one, else a fresh
 // random one. Such a server returns the first execution's result to a

@@ -7,8 +7,9 @@ const ToolName = "resume_session"
 // ToolArg is the tool's one argument: the ID of the session to resume from.
 const ToolArg = "old_session_id"
 
-// JSON-RPC error codes answered by the server half's deduplication (package resume/server). They lie in the range the
-// JSON-RPC specification leaves to implementations.
+// JSON-RPC error codes answered by the server half's deduplication
+// (resume/replica's Dedup). They lie in the range the JSON-RPC
+// specification leaves to implementations.
 const (
 	// CodeKeyReused: the idempotency key was used before for a different
 	// tool or different arguments. Nothing was run.

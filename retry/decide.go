@@ -72,6 +72,9 @@ type Attempt struct {
 	InProgress bool
 	// Replay: this attempt re-sent the call.
 	Replay bool
+	// RanBefore: an earlier attempt of the call may have run
+	// (Decision.MayHaveRun of an earlier decision).
+	RanBefore bool
 	// SessionDead: the SDK session the attempt used is closed.
 	SessionDead bool
 	// Adopting: the server serves the session on every replica
@@ -146,8 +149,16 @@ func (a Action) String() string {
 // Decision is the outcome of [Decide].
 type Decision struct {
 	Action Action
-	// Reason is "max attempts" or "retry budget" for Exhausted.
+	// Reason is "max attempts" or "retry budget" for ActExhausted.
 	Reason string
+	// MayHaveRun: this attempt may have run the call. Pass it on as the
+	// next attempt's Attempt.RanBefore.
+	MayHaveRun bool
+	// StopIsUnknown, with ActBackoff or ActReplay: should the call stop
+	// before its next attempt is sent (its bounds end while it waits, the
+	// reconnect it waits for fails), its outcome is unknown: an attempt
+	// may have run it, and it is not harmless to run twice.
+	StopIsUnknown bool
 }
 
 // NeedsNewSession reports whether the session of a failed attempt must be
@@ -183,6 +194,22 @@ func NeedsNewSession(a Attempt) bool {
 //
 // Decide is a pure function, safe for concurrent use.
 func Decide(a Attempt) Decision {
+	d := decide(a)
+	d.MayHaveRun = a.Class != OK && !provedNotRun(a)
+	unknownIfStopped := (d.MayHaveRun || a.RanBefore) && !harmless(a)
+	if d.Action == ActBackoff || d.Action == ActReplay {
+		d.StopIsUnknown = unknownIfStopped
+	}
+	if (d.Action == ActExhausted || d.Action == ActReturn && a.Class != Protocol) && unknownIfStopped {
+		// The call stops here, and an attempt of it may have run: its
+		// outcome is unknown, whatever stopped it (a deduplicating server
+		// would have answered a replay, but there is none).
+		return Decision{Action: ActOutcomeUnknown, MayHaveRun: d.MayHaveRun}
+	}
+	return d
+}
+
+func decide(a Attempt) Decision {
 	switch {
 	case a.Closed:
 		return Decision{Action: ActClosed}
@@ -240,7 +267,19 @@ func provedNotRun(a Attempt) bool {
 	return a.Class == NotSent || a.Class == Transient || a.Class == SessionClosed
 }
 
-// replayable reports whether running the call twice is harmless.
+// harmless reports whether the call may run twice without harm by its
+// nature (a read, an annotation, the caller's word), deduplication aside.
+func harmless(a Attempt) bool {
+	switch a.Override.Replay {
+	case ReplayYes:
+		return true
+	case ReplayNo:
+		return false
+	}
+	return a.Call.Method != MethodCallTool || !a.IgnoreAnnotations && (a.Call.ReadOnly || a.Call.Idempotent)
+}
+
+// replayable reports whether sending the call again cannot run it twice.
 func replayable(a Attempt) bool {
 	switch a.Override.Replay {
 	case ReplayYes:

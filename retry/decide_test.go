@@ -75,15 +75,54 @@ func TestDecide(t *testing.T) {
 		{"attempts cap", with(base(retry.NotSent, tool), func(a *retry.Attempt) { a.AttemptsLeft = false }), retry.Decision{Action: retry.ActExhausted, Reason: "max attempts"}},
 		{"retry budget, a replay included", with(base(retry.SessionClosed, tool), func(a *retry.Attempt) { a.BudgetLeft = false; reconnected(a) }), retry.Decision{Action: retry.ActExhausted, Reason: "retry budget"}},
 		{"reconnect failed: its error", with(base(retry.SessionClosed, list), func(a *retry.Attempt) { a.Reconnected = retry.ReconnectFailed }), do(retry.ActReturn)},
+		// Stopping after an attempt that may have run.
+		{"attempts cap on a deduplicated write that may have run: unknown", with(base(retry.Ambiguous, dedup), func(a *retry.Attempt) { a.AttemptsLeft = false; reconnected(a) }), do(retry.ActOutcomeUnknown)},
+		{"budget spent on a deduplicated write that may have run: unknown", with(base(retry.Ambiguous, dedup), func(a *retry.Attempt) { a.BudgetLeft = false; reconnected(a) }), do(retry.ActOutcomeUnknown)},
+		{"NoRetry on a deduplicated write that may have run: unknown", with(base(retry.Ambiguous, dedup), func(a *retry.Attempt) { a.Override.NoRetry = true; reconnected(a) }), do(retry.ActOutcomeUnknown)},
+		{"attempts cap on a write refused now, an earlier attempt may have run: unknown", with(base(retry.Transient, tool), func(a *retry.Attempt) { refused(503)(a); a.RanBefore = true; a.AttemptsLeft = false }), do(retry.ActOutcomeUnknown)},
+		{"attempts cap on a read that may have run: exhausted", with(base(retry.Ambiguous, readOnly), func(a *retry.Attempt) { a.AttemptsLeft = false; reconnected(a) }), retry.Decision{Action: retry.ActExhausted, Reason: "max attempts"}},
+		{"a JSON-RPC error after an earlier attempt may have run: returned", with(base(retry.Protocol, tool), func(a *retry.Attempt) { a.RanBefore = true }), do(retry.ActReturn)},
 		{"reconnect failed, a write that may have run: unknown", with(base(retry.Ambiguous, tool), func(a *retry.Attempt) { a.Reconnected = retry.ReconnectFailed }), do(retry.ActOutcomeUnknown)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := retry.Decide(tt.in)
+			got.MayHaveRun, got.StopIsUnknown = false, false // checked by TestDecideMayHaveRun
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Decide(%+v) mismatch (-want +got):\n%s", tt.in, diff)
 			}
 		})
+	}
+}
+
+func TestDecideMayHaveRun(t *testing.T) {
+	tests := []struct {
+		in   retry.Attempt
+		want bool
+	}{
+		{retry.Attempt{Class: retry.Ambiguous}, true},
+		{retry.Attempt{Class: retry.Ambiguous, Request: retry.RequestNotSent}, false},
+		{retry.Attempt{Class: retry.SessionLost, Request: retry.RequestRefused, Status: 404}, false},
+		{retry.Attempt{Class: retry.SessionLost}, true},
+		{retry.Attempt{Class: retry.NotSent}, false},
+		{retry.Attempt{Class: retry.SessionClosed}, false},
+		{retry.Attempt{Class: retry.OK}, false},
+	}
+	for _, tt := range tests {
+		if got := retry.Decide(tt.in).MayHaveRun; got != tt.want {
+			t.Errorf("Decide(%v, request %v).MayHaveRun = %v, want %v", tt.in.Class, tt.in.Request, got, tt.want)
+		}
+	}
+	// A deduplicated write that may have run is sent again; should the
+	// call stop before that, its outcome is unknown. A read's is not.
+	write := retry.Attempt{Class: retry.Ambiguous, Call: retry.Call{Method: retry.MethodCallTool, Dedup: true}, Reconnected: retry.ReconnectDone, AttemptsLeft: true, BudgetLeft: true}
+	if d := retry.Decide(write); d.Action != retry.ActReplay || !d.StopIsUnknown {
+		t.Errorf("Decide(deduplicated write) = %+v, want a replay that is unknown if stopped", d)
+	}
+	read := write
+	read.Call = retry.Call{Method: "tools/list"}
+	if d := retry.Decide(read); d.Action != retry.ActReplay || d.StopIsUnknown {
+		t.Errorf("Decide(read) = %+v, want a replay, harmless if stopped", d)
 	}
 }
 

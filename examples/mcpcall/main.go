@@ -41,7 +41,7 @@
 // -replay-unsafe replays a call whose outcome is unknown even when the tool
 // is not known to be idempotent (retry.Idempotent), so it may run twice; -key
 // sets the call's idempotency key (in its _meta), which a server
-// running resume.Dedup scopes per authenticated user, else per session: mcpcall
+// running replica.Dedup scopes per authenticated user, else per session: mcpcall
 // sends no credentials, so a key repeated in a later run does not stop the
 // call from running again. -v tells more on stderr.
 //
@@ -157,7 +157,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&cfg.timeout, "timeout", 60*time.Second, "deadline for the whole command, connecting included")
 	fs.BoolVar(&cfg.verbose, "v", false, "verbose: also every failed attempt, breaker change and full session IDs on stderr,\nand the call's arguments")
 	fs.BoolVar(&cfg.replayUnsafe, "replay-unsafe", false, "replay the call even if it is not idempotent: when the connection dies after\nsending it, run it again (it may then run twice) instead of exiting 3")
-	fs.StringVar(&cfg.key, "key", "", "idempotency `KEY` of the call instead of a fresh random one (A-Z a-z 0-9 - _ . :);\na deduplicating server (resume.Dedup) keeps keys per authenticated user, else per session,\nso without credentials a repeated key runs again in a later run")
+	fs.StringVar(&cfg.key, "key", "", "idempotency `KEY` of the call instead of a fresh random one (A-Z a-z 0-9 - _ . :);\na deduplicating server (replica.Dedup) keeps keys per authenticated user, else per session,\nso without credentials a repeated key runs again in a later run")
 	return fs
 }
 
