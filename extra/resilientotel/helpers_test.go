@@ -173,5 +173,5 @@ func attr(kvs []attribute.KeyValue, key attribute.Key) (attribute.Value, bool) {
 // str returns the string value of key on kvs, "" when absent.
 func str(kvs []attribute.KeyValue, key attribute.Key) string {
 	v, _ := attr(kvs, key)
-	return v.Emit()
+	return v.String()
 }

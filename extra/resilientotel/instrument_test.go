@@ -223,7 +223,7 @@ func TestBreakerEvents(t *testing.T) {
 func attrValue(kvs []attribute.KeyValue, key attribute.Key) string {
 	for _, kv := range kvs {
 		if kv.Key == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""

@@ -153,7 +153,7 @@ func printTree(spans []sdktrace.ReadOnlySpan, id trace.TraceID) {
 		for _, kv := range s.Attributes() {
 			switch k := string(kv.Key); {
 			case strings.HasPrefix(k, "mcpkit."), k == "error.type":
-				attrs = append(attrs, k+"="+kv.Value.Emit())
+				attrs = append(attrs, k+"="+kv.Value.String())
 			}
 		}
 		fmt.Printf("%s%s (%s, %v) %s\n", strings.Repeat("  ", depth+1), s.Name(), s.SpanKind(),
