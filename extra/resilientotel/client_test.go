@@ -137,8 +137,8 @@ func TestFailoverIsOneTrace(t *testing.T) {
 			t.Errorf("attempt %d: mcp.session.id = %q, want %q", i+1, got, wantSession)
 		}
 	}
-	if et := str(attempts[0].Attributes(), semconv.ErrorTypeKey); et == "" || attempts[0].Status().Code != codes.Error {
-		t.Errorf("first attempt: error.type %q, status %v; want its failure's class and Error", et, attempts[0].Status())
+	if et := str(attempts[0].Attributes(), semconv.ErrorTypeKey); et != "session_lost" || attempts[0].Status().Code != codes.Error {
+		t.Errorf("first attempt: error.type %q, status %v; want its failure's class (session_lost: a 404) and Error", et, attempts[0].Status())
 	}
 	if _, ok := attr(attempts[1].Attributes(), semconv.ErrorTypeKey); ok || attempts[1].Status().Code == codes.Error {
 		t.Errorf("replay: error.type %q, status %v; want none", str(attempts[1].Attributes(), semconv.ErrorTypeKey), attempts[1].Status())
@@ -164,8 +164,9 @@ func TestFailoverIsOneTrace(t *testing.T) {
 	if sv.Parent().SpanID() != attempts[1].SpanContext().SpanID() || !sv.Parent().IsRemote() {
 		t.Errorf("server span's parent %v, want the replay's span %v, remote", sv.Parent().SpanID(), attempts[1].SpanContext().SpanID())
 	}
-	if sv.Name() != "tools/call add" || str(sv.Attributes(), resilientotel.SessionIDKey) != newID || str(sv.Attributes(), resilientotel.ToolNameKey) != "add" {
-		t.Errorf("server span %q attributes %v, want tools/call add on %s", sv.Name(), sv.Attributes(), newID)
+	if sv.Name() != "tools/call add" || str(sv.Attributes(), resilientotel.SessionIDKey) != newID || str(sv.Attributes(), resilientotel.ToolNameKey) != "add" ||
+		str(sv.Attributes(), resilientotel.ProtocolVersionKey) != c.InitializeResult().ProtocolVersion {
+		t.Errorf("server span %q attributes %v, want tools/call add on %s, protocol %s", sv.Name(), sv.Attributes(), newID, c.InitializeResult().ProtocolVersion)
 	}
 
 	select {
