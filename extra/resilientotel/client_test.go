@@ -279,3 +279,35 @@ func TestToolErrorIsErrorType(t *testing.T) {
 		}
 	}
 }
+
+// Against a server without resume_session, the reconnect span says the
+// resume was skipped and why.
+func TestFailoverResumeSkipped(t *testing.T) {
+	tel := newTelemetry(t)
+	s := startServerWith(t, &server{tel: tel, noResume: true})
+	c := connect(t, s, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	oldID := c.ID()
+	s.Restart()
+	if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "add", Arguments: map[string]any{"a": 1, "b": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	var reconnects []sdktrace.ReadOnlySpan
+	for _, sp := range tel.spans.Ended() {
+		if sp.Name() == resilientotel.ReconnectSpanName {
+			reconnects = append(reconnects, sp)
+		}
+	}
+	if len(reconnects) != 1 {
+		t.Fatalf("%d reconnect spans, want 1", len(reconnects))
+	}
+	ra := reconnects[0].Attributes()
+	if str(ra, resilientotel.ResumeStatusKey) != "skipped" || str(ra, resilientotel.ResumeErrorKey) == "" ||
+		str(ra, resilientotel.OldSessionIDKey) != oldID || str(ra, resilientotel.SessionIDKey) != c.ID() {
+		t.Errorf("reconnect span attributes %v, want resume skipped with its reason, from %s to %s", ra, oldID, c.ID())
+	}
+	if _, ok := attr(ra, resilientotel.KeysCopiedKey); ok {
+		t.Errorf("reconnect span has %s without a resume", resilientotel.KeysCopiedKey)
+	}
+}

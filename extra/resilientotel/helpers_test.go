@@ -71,16 +71,22 @@ func (tel *telemetry) metrics(t *testing.T) map[string]metricdata.Metrics {
 // fresh one, which loses every session: the old session IDs get 404.
 type server struct {
 	*httptest.Server
-	handler atomic.Pointer[http.Handler]
-	tel     *telemetry
-	extra   []mcp.Middleware
-	mu      sync.Mutex
-	servers []*mcp.Server // every server it ran, to close their sessions
+	handler  atomic.Pointer[http.Handler]
+	tel      *telemetry
+	extra    []mcp.Middleware
+	noResume bool // no resume_session tool
+	mu       sync.Mutex
+	servers  []*mcp.Server // every server it ran, to close their sessions
 }
 
 func startServer(t *testing.T, tel *telemetry, extra ...mcp.Middleware) *server {
 	t.Helper()
-	s := &server{tel: tel, extra: extra}
+	return startServerWith(t, &server{tel: tel, extra: extra})
+}
+
+// startServerWith starts s, configured but not started.
+func startServerWith(t *testing.T, s *server) *server {
+	t.Helper()
 	s.Restart()
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*s.handler.Load()).ServeHTTP(w, r)
@@ -102,7 +108,7 @@ func startServer(t *testing.T, tel *telemetry, extra ...mcp.Middleware) *server 
 
 // Restart replaces the server by a new one with no sessions.
 func (s *server) Restart() {
-	srv := newMCPServer()
+	srv := newMCPServer(!s.noResume)
 	srv.AddReceivingMiddleware(append([]mcp.Middleware{resilientotel.ServerMiddleware(s.tel.options()...)}, s.extra...)...)
 	s.mu.Lock()
 	s.servers = append(s.servers, srv)
@@ -120,9 +126,9 @@ type addOut struct {
 	Sum int `json:"sum"`
 }
 
-// newMCPServer has tools add, fail (always an IsError result) and a
-// resume_session that answers it copied one key.
-func newMCPServer() *mcp.Server {
+// newMCPServer has tools add, fail (always an IsError result) and, with
+// resumeTool, a resume_session that answers it copied one key.
+func newMCPServer(resumeTool bool) *mcp.Server {
 	srv := mcp.NewServer(&mcp.Implementation{Name: "test", Version: "1"}, nil)
 	mcp.AddTool(srv, &mcp.Tool{Name: "add"}, func(_ context.Context, _ *mcp.CallToolRequest, in addIn) (*mcp.CallToolResult, addOut, error) {
 		return nil, addOut{Sum: in.A + in.B}, nil
@@ -130,6 +136,9 @@ func newMCPServer() *mcp.Server {
 	mcp.AddTool(srv, &mcp.Tool{Name: "fail"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, struct{}, error) {
 		return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "secret detail"}}}, struct{}{}, nil
 	})
+	if !resumeTool {
+		return srv
+	}
 	type resumeIn struct {
 		OldSessionID string `json:"old_session_id"`
 	}
