@@ -23,13 +23,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 
 	"github.com/mcpkit/resilience/resilient"
 	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/redisstore"
+	"github.com/mcpkit/resilience/resume/replica"
 	"github.com/mcpkit/resilience/retry"
 )
 
@@ -38,12 +42,16 @@ var (
 	_ = fmt.Println
 	_ = time.Second
 	_ = resilient.Connect
-	_ = resume.Dedup
+	_ = http.Handle
+	_ = redis.NewClient
+	_ = redisstore.New
+	_ = resume.ToolName
+	_ = replica.Dedup
 	_ = retry.Idempotent
 	_ = oauth2.NewClient
 )
 
-func snippet(ctx context.Context, server *mcp.Server, store resume.Store) error {
+func snippet(ctx context.Context, server *mcp.Server, store replica.Store) error {
 	_, _, _ = ctx, server, store
 %s
 	return nil

@@ -19,7 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/mcpkit/resilience/internal/demotools"
+	"github.com/mcpkit/resilience/examples/demotools"
 	"github.com/mcpkit/resilience/internal/proctest"
 	"github.com/mcpkit/resilience/resilient"
 	"github.com/mcpkit/resilience/resume/redisstore"
@@ -39,20 +39,39 @@ const (
 	rotateTimeout = 30 * time.Second
 )
 
-// haproxyConfig is the deployment's configuration, used as is but for its
-// ports.
-const haproxyConfig = "../examples/ha/haproxy.cfg"
+// The deployments' balancer configurations, used as they are but for their
+// ports: sticky HAProxy for haserver -adopt=false; HAProxy and nginx
+// without stickiness for haserver's default, which adopts sessions.
+const (
+	haproxyStickyConfig = "../examples/ha/haproxy-sticky.cfg"
+	haproxyConfig       = "../examples/ha/haproxy.cfg"
+	nginxConfig         = "../examples/ha/nginx.conf"
+)
 
-// cluster is a running deployment: Redis, three haserver replicas, HAProxy.
+// deployment says what startDeployment starts.
+type deployment struct {
+	// balancer is "haproxy" or "nginx".
+	balancer string
+	// sticky runs haserver -adopt=false behind the sticky HAProxy
+	// configuration; otherwise the replicas adopt sessions and the
+	// balancer is not sticky.
+	sticky bool
+	// serverArgs are added to every haserver's command line.
+	serverArgs []string
+}
+
+// cluster is a running deployment: Redis, three haserver replicas, a
+// balancer.
 type cluster struct {
 	t        *testing.T
+	dep      deployment
 	bin      string // the built haserver
 	redis    *proctest.Redis
 	rdb      *redis.Client // a direct view of Redis, for checks
 	replicas []*replica
-	haproxy  *proctest.Proc
-	base     string // HAProxy's frontend, http://127.0.0.1:port
-	url      string // base + /mcp
+	haproxy  *proctest.Proc // the balancer, HAProxy or nginx
+	base     string         // the balancer's frontend, http://127.0.0.1:port
+	url      string         // base + /mcp
 }
 
 type replica struct {
@@ -61,12 +80,20 @@ type replica struct {
 	proc *proctest.Proc
 }
 
-// startCluster builds haserver and starts the deployment; everything is
-// killed when t ends.
+// startCluster builds haserver and starts the sticky deployment
+// (haserver -adopt=false behind sticky HAProxy); everything is killed when
+// t ends.
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	haproxyPath := proctest.Binary(t, "haproxy")
-	c := &cluster{t: t, bin: buildServer(t)}
+	return startDeployment(t, deployment{balancer: "haproxy", sticky: true})
+}
+
+// startDeployment builds haserver and starts dep; everything is killed
+// when t ends.
+func startDeployment(t *testing.T, dep deployment) *cluster {
+	t.Helper()
+	balancerPath := proctest.Binary(t, dep.balancer)
+	c := &cluster{t: t, dep: dep, bin: buildServer(t)}
 	// Persistent, so that a Redis restart keeps the sessions' state.
 	c.redis = proctest.StartRedis(t, &proctest.RedisOptions{Persist: true})
 	c.rdb = redis.NewClient(&redis.Options{Addr: c.redis.Addr, MaxRetries: -1, DialerRetries: 1})
@@ -77,8 +104,12 @@ func startCluster(t *testing.T) *cluster {
 		c.replicas = append(c.replicas, r)
 		c.startReplica(r, true)
 	}
-	c.startHAProxy(haproxyPath)
-	t.Logf("deployment up: redis %s, %s, haproxy %s", c.redis.Addr, c.describeReplicas(), c.base)
+	if dep.balancer == "nginx" {
+		c.startNginx(balancerPath)
+	} else {
+		c.startHAProxy(balancerPath)
+	}
+	t.Logf("deployment up: redis %s, %s, %s %s (sticky %v)", c.redis.Addr, c.describeReplicas(), dep.balancer, c.base, dep.sticky)
 	return c
 }
 
@@ -104,9 +135,9 @@ func (c *cluster) startReplica(r *replica, newPort bool) {
 		if newPort || r.addr == "" {
 			r.addr = fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(c.t))
 		}
-		r.proc = proctest.Start(c.t, r.name, c.bin,
-			"-addr", r.addr, "-instance", r.name, "-redis", c.redis.URL(),
-			"-session-ttl", "10m", "-shutdown-timeout", "2s")
+		args := append([]string{"-addr", r.addr, "-instance", r.name, "-redis", c.redis.URL(),
+			"-session-ttl", "10m", "-shutdown-timeout", "2s", fmt.Sprintf("-adopt=%v", !c.dep.sticky)}, c.dep.serverArgs...)
+		r.proc = proctest.Start(c.t, r.name, c.bin, args...)
 		lastErr = r.proc.WaitFor(readyTimeout, func(ctx context.Context) error {
 			return expectHealth(ctx, "http://"+r.addr, http.StatusOK)
 		})
@@ -121,11 +152,16 @@ func (c *cluster) startReplica(r *replica, newPort bool) {
 	c.t.Fatalf("starting %s: %v", r.name, lastErr)
 }
 
-// startHAProxy writes examples/ha/haproxy.cfg with run-time ports and starts
-// HAProxy in the foreground, waiting until it routes /health to a replica.
+// startHAProxy writes the HAProxy configuration with run-time ports and
+// starts HAProxy in the foreground, waiting until it routes /health to a
+// replica.
 func (c *cluster) startHAProxy(path string) {
 	c.t.Helper()
-	raw, err := os.ReadFile(haproxyConfig)
+	config := haproxyConfig
+	if c.dep.sticky {
+		config = haproxyStickyConfig
+	}
+	raw, err := os.ReadFile(config)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -141,7 +177,7 @@ func (c *cluster) startHAProxy(path string) {
 			"127.0.0.1:8003": c.replicas[2].addr,
 		} {
 			if !strings.Contains(cfg, from) {
-				c.t.Fatalf("%s no longer contains %s: update the e2e tests with it", haproxyConfig, from)
+				c.t.Fatalf("%s no longer contains %s: update the e2e tests with it", config, from)
 			}
 			cfg = strings.ReplaceAll(cfg, from, to)
 		}
@@ -161,6 +197,48 @@ func (c *cluster) startHAProxy(path string) {
 		c.haproxy.Kill()
 	}
 	c.t.Fatalf("starting haproxy: %v", lastErr)
+}
+
+// startNginx writes examples/ha/nginx.conf with run-time ports and starts
+// nginx in the foreground, waiting until it routes /health to a replica.
+func (c *cluster) startNginx(path string) {
+	c.t.Helper()
+	raw, err := os.ReadFile(nginxConfig)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var lastErr error
+	for range 3 {
+		front := proctest.FreePort(c.t)
+		cfg := string(raw)
+		for from, to := range map[string]string{
+			"127.0.0.1:8081": fmt.Sprintf("127.0.0.1:%d", front),
+			"127.0.0.1:8001": c.replicas[0].addr,
+			"127.0.0.1:8002": c.replicas[1].addr,
+			"127.0.0.1:8003": c.replicas[2].addr,
+		} {
+			if !strings.Contains(cfg, from) {
+				c.t.Fatalf("%s no longer contains %s: update the e2e tests with it", nginxConfig, from)
+			}
+			cfg = strings.ReplaceAll(cfg, from, to)
+		}
+		prefix := c.t.TempDir()
+		file := filepath.Join(prefix, "nginx.conf")
+		if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+			c.t.Fatal(err)
+		}
+		c.base = fmt.Sprintf("http://127.0.0.1:%d", front)
+		c.url = c.base + "/mcp"
+		c.haproxy = proctest.Start(c.t, "nginx", path, "-p", prefix, "-c", file, "-e", "stderr")
+		lastErr = c.haproxy.WaitFor(readyTimeout, func(ctx context.Context) error {
+			return expectHealth(ctx, c.base, http.StatusOK)
+		})
+		if lastErr == nil {
+			return
+		}
+		c.haproxy.Kill()
+	}
+	c.t.Fatalf("starting nginx: %v\n%s", lastErr, c.haproxy.Output())
 }
 
 func (c *cluster) describeReplicas() string {
@@ -247,8 +325,9 @@ type client struct {
 	*resilient.Client
 	t *testing.T
 
-	mu     sync.Mutex
-	events []resilient.Event
+	mu      sync.Mutex
+	events  []resilient.Event
+	changed chan struct{} // closed and replaced at each event
 }
 
 // connect connects a resilient.Client through HAProxy with short backoffs
@@ -257,6 +336,9 @@ type client struct {
 func (c *cluster) connect() *client {
 	c.t.Helper()
 	cl := &client{t: c.t}
+	if c.dep.balancer == "" {
+		c.dep.balancer = "haproxy"
+	}
 	ctx, cancel := context.WithTimeout(c.t.Context(), 20*time.Second)
 	defer cancel()
 	rc, err := resilient.Connect(ctx, mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil),
@@ -271,13 +353,17 @@ func (c *cluster) connect() *client {
 	}
 	cl.Client = rc
 	c.t.Cleanup(func() { rc.Close() })
-	c.t.Logf("client connected through HAProxy: session %s", rc.ID())
+	c.t.Logf("client connected through %s: session %s", c.dep.balancer, rc.ID())
 	return cl
 }
 
 func (cl *client) record(ev resilient.Event) {
 	cl.mu.Lock()
 	cl.events = append(cl.events, ev)
+	if cl.changed != nil {
+		close(cl.changed)
+		cl.changed = nil
+	}
 	cl.mu.Unlock()
 	switch ev.Kind {
 	case resilient.EventAttemptFailed:
@@ -304,6 +390,33 @@ func (cl *client) count(kind resilient.EventKind) int {
 		}
 	}
 	return n
+}
+
+// waitEvent waits up to timeout for an event that match accepts: the
+// client reports events from a queue, so one may arrive after the call
+// that caused it has returned.
+func (cl *client) waitEvent(timeout time.Duration, match func(resilient.Event) bool) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		cl.mu.Lock()
+		for _, ev := range cl.events {
+			if match(ev) {
+				cl.mu.Unlock()
+				return true
+			}
+		}
+		if cl.changed == nil {
+			cl.changed = make(chan struct{})
+		}
+		changed := cl.changed
+		cl.mu.Unlock()
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return false
+		}
+	}
 }
 
 // eventsOf returns the events of kind.

@@ -134,12 +134,9 @@ func TestKillReplicaMidCall(t *testing.T) {
 	}
 	// Proof that the kill hit a call in flight: the attempt that died had
 	// been sent (ambiguous), not refused before sending.
-	sent := false
-	for _, ev := range cl.eventsOf(resilient.EventAttemptFailed) {
-		if ev.Tool == "slow_increment" && ev.Class == retry.Ambiguous {
-			sent = true
-		}
-	}
+	sent := cl.waitEvent(5*time.Second, func(ev resilient.Event) bool {
+		return ev.Kind == resilient.EventAttemptFailed && ev.Tool == "slow_increment" && ev.Class == retry.Ambiguous
+	})
 	if !sent {
 		t.Errorf("no ambiguous failure of slow_increment was reported: the kill did not hit a call in flight")
 	}

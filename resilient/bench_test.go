@@ -13,10 +13,10 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcpkit/resilience/internal/demotools"
+	"github.com/mcpkit/resilience/examples/demotools"
 	"github.com/mcpkit/resilience/internal/testserver"
 	"github.com/mcpkit/resilience/resilient"
-	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/memstore"
 )
 
 // The benchmarks report the resilient client against the raw SDK session
@@ -27,7 +27,7 @@ import (
 // store.
 func benchServer(b *testing.B) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
-	if err := demotools.Register(s, demotools.Options{Store: resume.NewMemoryStore(0), Instance: "bench"}); err != nil {
+	if err := demotools.Register(s, demotools.Options{Store: memstore.New(0), Instance: "bench"}); err != nil {
 		b.Fatal(err)
 	}
 	return s

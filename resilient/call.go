@@ -92,7 +92,7 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 			return res, nil
 		}
 		var rerr error
-		if !in.CallerDone && !in.Closed && retry.NeedsNewSession(in.Class, in.Request, in.Status, in.SessionDead) {
+		if !in.CallerDone && !in.Closed && retry.NeedsNewSession(in) {
 			var fl *flight
 			fl, rerr = c.replace(cl.waits(), cur, err)
 			if info != nil && fl != nil && rerr == nil {
@@ -181,6 +181,7 @@ func (cl *call) facts(attempt int, cur *conn, pr *probe, err error) retry.Attemp
 		InProgress:        retry.HasCode(err, resume.CodeInProgress),
 		Replay:            attempt > 1,
 		SessionDead:       cur.isDead(),
+		Adopting:          cur.adopts,
 		Call:              c.describe(cl.o, cur, cl.lineage),
 		Override:          cl.ov,
 		IgnoreAnnotations: cl.p.IgnoreAnnotations,

@@ -81,6 +81,12 @@ type conn struct {
 	dead  chan struct{}      // closed when cs.Wait returns
 	end   context.CancelFunc // ends the connection's context
 	dedup bool               // the server deduplicates tools/call by idempotency key
+	// dedupPerPrincipal: it keeps keys per authenticated principal, not per
+	// session lineage, so a reconnect that loses the lineage keeps them.
+	dedupPerPrincipal bool
+	// adopts: every replica serves the session (resume.AdoptCapability): a
+	// dropped connection does not lose it.
+	adopts bool
 	obs   *observer          // the HTTP traffic of an observed transport; nil otherwise
 	host  string             // the server's host and port, when the transport says
 	port  int
@@ -263,7 +269,8 @@ func newBreaker(s BreakerSettings) breaker {
 // watch starts the goroutine that notices when cs dies by itself (a failed
 // standalone SSE stream, keepalive, a dead stdio process).
 func (c *Client) watch(cs *mcp.ClientSession, obs *observer, end context.CancelFunc, gen uint64) *conn {
-	cn := &conn{cs: cs, gen: gen, dead: make(chan struct{}), end: end, dedup: advertisesDedup(cs), obs: obs}
+	cn := &conn{cs: cs, gen: gen, dead: make(chan struct{}), end: end, obs: obs}
+	cn.dedup, cn.dedupPerPrincipal, cn.adopts = serverTraits(cs)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -273,16 +280,35 @@ func (c *Client) watch(cs *mcp.ClientSession, obs *observer, end context.CancelF
 	return cn
 }
 
-// advertisesDedup reports whether the session's server runs resume.Dedup.
-// Without a session ID the server has no lineage to scope keys by, so the
-// client does not count on it.
-func advertisesDedup(cs *mcp.ClientSession) bool {
+// serverTraits reads what the session's server advertises of the server
+// half: deduplication (and its scope) and session adoption.
+func serverTraits(cs *mcp.ClientSession) (dedup, dedupPerPrincipal, adopts bool) {
 	ir := cs.InitializeResult()
-	if cs.ID() == "" || ir == nil || ir.Capabilities == nil {
-		return false
+	if ir == nil || ir.Capabilities == nil {
+		return false, false, false
 	}
-	_, ok := ir.Capabilities.Experimental[resume.DedupCapability]
-	return ok
+	exp := ir.Capabilities.Experimental
+	_, adopts = exp[resume.AdoptCapability]
+	v, ok := exp[resume.DedupCapability]
+	if !ok {
+		return false, false, adopts
+	}
+	scope := ""
+	if m, isMap := v.(map[string]any); isMap {
+		scope, _ = m["scope"].(string)
+	}
+	switch {
+	case scope == resume.DedupScopePrincipal:
+		// Keys are kept per authenticated principal: any session of it,
+		// stateless ones included, finds them.
+		return true, true, adopts
+	case cs.ID() != "":
+		// Per session lineage (or an older server that says no scope):
+		// trusted while the lineage holds.
+		return true, false, adopts
+	}
+	// No session, and no principal to scope keys by: nothing to trust.
+	return false, false, adopts
 }
 
 // errNilTransport fails a dial whose factory returned no transport: a bug

@@ -9,8 +9,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/goleak"
 
-	"github.com/mcpkit/resilience/internal/demotools"
-	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/examples/demotools"
+	"github.com/mcpkit/resilience/resume/memstore"
 )
 
 // stdioServerEnv makes the test binary serve the demo tools on stdio
@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 
 func serveStdio() error {
 	s := mcp.NewServer(&mcp.Implementation{Name: "stdio-test", Version: "1"}, nil)
-	if err := demotools.Register(s, demotools.Options{Store: resume.NewMemoryStore(0), Instance: fmt.Sprintf("stdio-%d", os.Getpid())}); err != nil {
+	if err := demotools.Register(s, demotools.Options{Store: memstore.New(0), Instance: fmt.Sprintf("stdio-%d", os.Getpid())}); err != nil {
 		return err
 	}
 	return s.Run(context.Background(), &mcp.StdioTransport{})

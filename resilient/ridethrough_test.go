@@ -14,9 +14,10 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcpkit/resilience/internal/demotools"
+	"github.com/mcpkit/resilience/examples/demotools"
 	"github.com/mcpkit/resilience/resilient"
-	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/memstore"
+	"github.com/mcpkit/resilience/resume/replica"
 	"github.com/mcpkit/resilience/retry"
 )
 
@@ -29,13 +30,13 @@ type flakyServer struct {
 	mu       sync.Mutex
 	up       bool
 	gen      int
-	store    resume.Store
+	store    replica.Store
 	sessions []*mcp.ServerSession
 	runs     map[string]int
 }
 
 func newFlakyServer() *flakyServer {
-	return &flakyServer{up: true, gen: 1, store: resume.NewMemoryStore(0), runs: map[string]int{}}
+	return &flakyServer{up: true, gen: 1, store: memstore.New(0), runs: map[string]int{}}
 }
 
 func (s *flakyServer) factory() mcp.Transport {

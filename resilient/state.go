@@ -105,7 +105,7 @@ func (c *Client) describe(o op, cur *conn, lineage uint64) retry.Call {
 	sameLineage := c.lineage.Load() == lineage
 	c.mu.Unlock()
 	call.ReadOnly, call.Idempotent = h.readOnly, h.idempotent
-	call.Dedup = o.key != "" && cur.dedup && sameLineage
+	call.Dedup = o.key != "" && cur.dedup && (sameLineage || cur.dedupPerPrincipal)
 	return call
 }
 

@@ -13,10 +13,10 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcpkit/resilience/internal/demotools"
+	"github.com/mcpkit/resilience/examples/demotools"
 	"github.com/mcpkit/resilience/internal/testserver"
 	"github.com/mcpkit/resilience/resilient"
-	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/memstore"
 )
 
 // serverKind is one kind of server the client must work with: how to
@@ -91,7 +91,7 @@ func stdioKind() serverKind {
 func sseKind() serverKind {
 	return serverKind{name: "sse", start: func(t *testing.T) (resilient.TransportFactory, func(*resilient.Client)) {
 		s := mcp.NewServer(&mcp.Implementation{Name: "sse-test", Version: "1"}, nil)
-		if err := demotools.Register(s, demotools.Options{Store: resume.NewMemoryStore(0), Instance: "sse"}); err != nil {
+		if err := demotools.Register(s, demotools.Options{Store: memstore.New(0), Instance: "sse"}); err != nil {
 			t.Fatal(err)
 		}
 		handler := mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return s }, nil)

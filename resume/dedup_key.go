@@ -18,9 +18,26 @@ const IdempotencyKeyMeta = "io.github.mcpkit/idempotency-key"
 const ReplayedMeta = "io.github.mcpkit/replayed"
 
 // DedupCapability is the experimental server capability by which a server
-// running [Dedup] tells clients that a replayed tools/call carrying the
-// same idempotency key will not run twice.
+// that deduplicates tools/call (resume/replica's Dedup) tells a client that
+// a replay of its calls carrying the same idempotency key will not run
+// twice. Its value is an object: "meta" names the _meta key of the
+// idempotency key ([IdempotencyKeyMeta]), and "scope" says whose keys are
+// kept together: [DedupScopePrincipal] or [DedupScopeSession]. The server
+// advertises it, in initialize and server/discover results, only to a
+// client whose calls it can deduplicate: a stateless (2026-07-28) server
+// advertises it to authenticated clients only. So a client may trust it
+// whenever it is present, with or without a session ID.
 const DedupCapability = "io.github.mcpkit/dedup"
+
+// The scopes of [DedupCapability].
+const (
+	// DedupScopePrincipal: keys are kept per authenticated principal
+	// (the bearer token's user), across sessions and on stateless servers.
+	DedupScopePrincipal = "principal"
+	// DedupScopeSession: keys are kept per session lineage, which
+	// resume_session carries to the session that resumes it.
+	DedupScopeSession = "session"
+)
 
 // maxIdempotencyKeyLen bounds a key: enough for a UUID, a ULID or a hex
 // SHA-256, small enough to be cheap as a store key.

@@ -1,5 +1,19 @@
-// Package resume carries an MCP session's server-side state across a
-// reconnect, and makes replayed tool calls safe. It has two halves.
+// Package resume is the wire contract between a resilient MCP client and
+// the server half of this module, and the client's [Resumer].
+//
+// # Wire contract
+//
+// Everything both sides must agree on lives here, so that a client never
+// imports server code and a server of another SDK can implement the same
+// contract:
+//
+//   - the resume_session tool: [ToolName], its argument [ToolArg], its
+//     answer [Result] with a [Status];
+//   - idempotency keys: the _meta key [IdempotencyKeyMeta], the rules of a
+//     key ([ValidateIdempotencyKey], [NewIdempotencyKey],
+//     [IdempotencyKeyFrom]), the _meta flag [ReplayedMeta] of a replayed
+//     result, the JSON-RPC errors [CodeKeyReused] and [CodeInProgress];
+//   - the experimental server capability [DedupCapability].
 //
 // # Client side
 //
@@ -8,31 +22,9 @@
 // {"old_session_id": ID} and reads {"status","keys_copied"}; [None]
 // disables resuming. The resilient client calls it after every reconnect.
 //
-// # Server side, for go-sdk servers
+// # Server side
 //
-//   - [Store] is the session-state contract (get, set, atomic update,
-//     delete, list, atomic copy, ping, with TTL). [MemoryStore] is the
-//     embedded default; package redisstore shares state between replicas.
-//   - [AddTool] registers resume_session on an *mcp.Server: it validates
-//     the old ID ([ValidateSessionID]), copies the old session's keys into
-//     the caller's session atomically, and answers "resumed",
-//     "same_session" or "not_found".
-//   - [SessionValues] and [NewValues] read and write session-scoped values
-//     from tool handlers, so that handlers never build store keys by hand.
-//   - [Dedup] is server middleware that runs each tools/call carrying an
-//     idempotency key at most once and returns the stored result to its
-//     replays. It advertises [DedupCapability], which lets a resilient
-//     client replay a tools/call whose outcome is unknown.
-//
-// # Exactly-once tool calls
-//
-// A resilient client puts a fresh idempotency key in the _meta of every
-// tools/call ([IdempotencyKeyMeta]), the same on each replay of that call.
-// On a server running Dedup, the first execution stores its result under
-// the key, scoped to the caller's principal or to its session lineage
-// ([LineageKey], carried from session to session by resume_session); a
-// replay gets that result without running the tool, a replay with other
-// arguments gets [CodeKeyReused], and one that arrives while the first is
-// still running waits for it. A counter incremented through failovers then
-// ends at exactly the number of increments issued.
+// The server half for go-sdk servers is in resume/replica (resume_session,
+// deduplication, session values, owner checks, the session-adopting HTTP
+// handler), with its stores in resume/memstore and resume/redisstore.
 package resume

@@ -74,6 +74,10 @@ type Attempt struct {
 	Replay bool
 	// SessionDead: the SDK session the attempt used is closed.
 	SessionDead bool
+	// Adopting: the server serves the session on every replica
+	// (resume.AdoptCapability): a dropped connection or a cut stream does
+	// not lose it, only a refusal or a closed session does.
+	Adopting bool
 	// Reconnected reports the replacement of the attempt's session when it
 	// was needed ([NeedsNewSession]): ReconnectNone when not needed or not
 	// tried, ReconnectDone when a new session is in place, ReconnectFailed
@@ -148,19 +152,22 @@ type Decision struct {
 
 // NeedsNewSession reports whether the session of a failed attempt must be
 // replaced before anything else: the server lost it or refused it as
-// unknown (404, 400 "no valid session"), or the connection failed in a way
-// that leaves it suspect, or the SDK already closed it (dead). It is a fact
-// about the session, not a decision about the call: the session is
+// unknown (404, 400 "no valid session"), the SDK already closed it, or the
+// connection failed in a way that leaves it suspect (unless the server
+// adopts sessions on every replica: then the session lives on). It is a
+// fact about the session, not a decision about the call: the session is
 // replaced even when the call is not replayed, so the next call works.
 // Cancellations and the server's own answers never replace a session.
-func NeedsNewSession(c Class, r Request, status int, dead bool) bool {
+func NeedsNewSession(a Attempt) bool {
 	switch {
-	case c == OK || c == Cancelled || c == Protocol:
+	case a.Class == OK || a.Class == Cancelled || a.Class == Protocol:
 		return false
-	case c == SessionClosed || c == SessionLost || c == Ambiguous || dead:
+	case a.Class == SessionClosed || a.Class == SessionLost || a.SessionDead:
 		return true
-	case r == RequestRefused && (status == http.StatusNotFound || status == http.StatusBadRequest):
+	case a.Request == RequestRefused && (a.Status == http.StatusNotFound || a.Status == http.StatusBadRequest):
 		return true
+	case a.Class == Ambiguous:
+		return !a.Adopting
 	}
 	return false
 }
@@ -197,7 +204,7 @@ func Decide(a Attempt) Decision {
 	if a.Override.NoRetry {
 		return Decision{Action: ActReturn}
 	}
-	sessionGone := NeedsNewSession(a.Class, a.Request, a.Status, a.SessionDead)
+	sessionGone := NeedsNewSession(a)
 	if sessionGone && a.Reconnected != ReconnectDone {
 		// No session to send it on: the reconnect's error says why.
 		return Decision{Action: ActReturn}

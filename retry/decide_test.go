@@ -62,6 +62,9 @@ func TestDecide(t *testing.T) {
 		{"dropped, retry.NotIdempotent beats dedup: unknown", with(base(retry.Ambiguous, dedup), func(a *retry.Attempt) { a.Override.Replay = retry.ReplayNo; reconnected(a) }), do(retry.ActOutcomeUnknown)},
 		{"dropped, a plain write: unknown", with(base(retry.Ambiguous, tool), reconnected), do(retry.ActOutcomeUnknown)},
 		{"transport deadline (not the caller's): a write may have run", base(retry.Cancelled, tool), do(retry.ActOutcomeUnknown)},
+		{"dropped on a server that adopts sessions, a read: sent again on the same session", with(base(retry.Ambiguous, list), func(a *retry.Attempt) { mayHaveRun(a); a.Adopting = true }), do(retry.ActBackoff)},
+		{"dropped on a server that adopts sessions, a write: unknown", with(base(retry.Ambiguous, tool), func(a *retry.Attempt) { mayHaveRun(a); a.Adopting = true }), do(retry.ActOutcomeUnknown)},
+		{"dropped on a server that adopts sessions and deduplicates: sent again", with(base(retry.Ambiguous, dedup), func(a *retry.Attempt) { mayHaveRun(a); a.Adopting = true }), do(retry.ActBackoff)},
 		{"replay answered in progress by Dedup: unknown", with(base(retry.Protocol, dedup), func(a *retry.Attempt) { a.InProgress, a.Replay = true, true }), do(retry.ActOutcomeUnknown)},
 		// Answers and endings.
 		{"JSON-RPC error: returned", base(retry.Protocol, tool), do(retry.ActReturn)},
@@ -86,26 +89,31 @@ func TestDecide(t *testing.T) {
 
 func TestNeedsNewSession(t *testing.T) {
 	tests := []struct {
-		class  retry.Class
-		req    retry.Request
-		status int
-		dead   bool
-		want   bool
+		class    retry.Class
+		req      retry.Request
+		status   int
+		dead     bool
+		adopting bool
+		want     bool
 	}{
-		{retry.OK, retry.RequestUnobserved, 0, false, false},
-		{retry.Protocol, retry.RequestRefused, 400, false, false},
-		{retry.Cancelled, retry.RequestMayHaveRun, 0, true, false},
-		{retry.NotSent, retry.RequestNotSent, 0, false, false},
-		{retry.NotSent, retry.RequestNotSent, 0, true, true},
-		{retry.Transient, retry.RequestRefused, 503, false, false},
-		{retry.SessionClosed, retry.RequestNotSent, 0, false, true},
-		{retry.SessionLost, retry.RequestMayHaveRun, 0, false, true},
-		{retry.Ambiguous, retry.RequestRefused, 400, false, true},
-		{retry.Ambiguous, retry.RequestMayHaveRun, 502, false, true},
+		{retry.OK, retry.RequestUnobserved, 0, false, false, false},
+		{retry.Protocol, retry.RequestRefused, 400, false, false, false},
+		{retry.Cancelled, retry.RequestMayHaveRun, 0, true, false, false},
+		{retry.NotSent, retry.RequestNotSent, 0, false, false, false},
+		{retry.NotSent, retry.RequestNotSent, 0, true, false, true},
+		{retry.Transient, retry.RequestRefused, 503, false, false, false},
+		{retry.SessionClosed, retry.RequestNotSent, 0, false, false, true},
+		{retry.SessionLost, retry.RequestMayHaveRun, 0, false, false, true},
+		{retry.SessionLost, retry.RequestRefused, 404, false, true, true},
+		{retry.Ambiguous, retry.RequestRefused, 400, false, false, true},
+		{retry.Ambiguous, retry.RequestMayHaveRun, 502, false, false, true},
+		{retry.Ambiguous, retry.RequestMayHaveRun, 0, false, true, false},
+		{retry.Ambiguous, retry.RequestMayHaveRun, 0, true, true, true},
 	}
 	for _, tt := range tests {
-		if got := retry.NeedsNewSession(tt.class, tt.req, tt.status, tt.dead); got != tt.want {
-			t.Errorf("NeedsNewSession(%v, %v, %d, dead=%v) = %v, want %v", tt.class, tt.req, tt.status, tt.dead, got, tt.want)
+		a := retry.Attempt{Class: tt.class, Request: tt.req, Status: tt.status, SessionDead: tt.dead, Adopting: tt.adopting}
+		if got := retry.NeedsNewSession(a); got != tt.want {
+			t.Errorf("NeedsNewSession(%v, %v, %d, dead=%v, adopting=%v) = %v, want %v", tt.class, tt.req, tt.status, tt.dead, tt.adopting, got, tt.want)
 		}
 	}
 }

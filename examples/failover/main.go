@@ -165,10 +165,10 @@ func run(out io.Writer) error {
 }
 
 // dedupStep shows the same lost answer on a cluster whose servers run
-// resume.Dedup: the client replays the call, and the server answers the
+// replica.Dedup: the client replays the call, and the server answers the
 // replay with the first execution's result instead of running it again.
 func dedupStep(ctx context.Context, say func(string, ...any)) error {
-	say("\nstep 4: the same lost answer, on servers that deduplicate by idempotency key (resume.Dedup)")
+	say("\nstep 4: the same lost answer, on servers that deduplicate by idempotency key (replica.Dedup)")
 	cluster, err := testserver.Start(&testserver.Options{Backends: 3, Dedup: true})
 	if err != nil {
 		return err

@@ -1,7 +1,14 @@
 // Command haserver is a production-style MCP server meant to run as several
-// replicas behind HAProxy, with every session's state in Redis: when a
-// replica dies, a client reconnects through the balancer to another one and
-// calls resume_session, which copies its old session's state from Redis.
+// replicas behind a load balancer (HAProxy or nginx), with every session in
+// Redis. By default any replica serves any session (replica.Handler adopts
+// it from its record in Redis, with the same session ID, and a shared
+// Redis event store replays a response that a dead replica had finished):
+// when a replica dies, the balancer sends the next request to another one
+// and the client notices nothing, so the balancer needs no stickiness. With
+// -adopt=false it serves with the go-sdk's stock handler, which knows only
+// its own sessions: the balancer must then be sticky, and a client whose
+// replica died reconnects and calls resume_session, which copies its old
+// session's state from Redis.
 //
 // It serves the tools of the test cluster (increment_counter, get_counter,
 // add_note, list_notes, slow_increment, get_server_info, resume_session)
@@ -19,10 +26,18 @@
 //	-instance    INSTANCE_ID    name in answers and logs (default the host name)
 //	-redis       REDIS_URL      Redis URL (default redis://127.0.0.1:6379/0)
 //	-stateless   STATELESS      serve without sessions (default false)
+//	-adopt       ADOPT          any replica serves any session (default true)
+//	-dedup       DEDUP          run each tools/call with an idempotency key once (default false)
 //	-session-ttl SESSION_TTL    life of session state in Redis (default 30m)
 //	-shutdown-timeout SHUTDOWN_TIMEOUT  grace for in-flight calls (default 10s)
 //	-disable-localhost-protection DISABLE_LOCALHOST_PROTECTION
 //	             accept any Host header on a loopback listener (default false)
+//
+// One flag is a test hook, for fault-injection tests only:
+// -test-kill-after-event SUBSTRING makes the process SIGKILL itself right
+// after its event store has stored an event containing SUBSTRING, before
+// the event reaches the client: a replica that dies after a tool finished
+// and before its answer was delivered.
 //
 // On SIGTERM or SIGINT it stops accepting connections, lets the tool calls
 // in flight finish (up to the shutdown timeout), closes the sessions, and
@@ -63,6 +78,9 @@ type config struct {
 	instance        string
 	redisURL        string
 	stateless       bool
+	adopt           bool
+	dedup           bool
+	killAfterEvent  string
 	sessionTTL      time.Duration
 	shutdownTimeout time.Duration
 	allowAnyHost    bool
@@ -82,6 +100,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&c.instance, "instance", host, "instance `name` in answers and logs (env INSTANCE_ID)")
 	fs.StringVar(&c.redisURL, "redis", "redis://127.0.0.1:6379/0", "Redis `URL` (env REDIS_URL)")
 	fs.BoolVar(&c.stateless, "stateless", false, "serve stateless streamable HTTP, without sessions (env STATELESS)")
+	fs.BoolVar(&c.adopt, "adopt", true, "serve every session on every replica, adopting it from Redis (env ADOPT); false needs a sticky balancer")
+	fs.BoolVar(&c.dedup, "dedup", false, "run each tools/call carrying an idempotency key at most once, and answer its replays from Redis (env DEDUP)")
+	fs.StringVar(&c.killAfterEvent, "test-kill-after-event", "", "test hook: SIGKILL this process right after storing a stream event containing `SUBSTRING`")
 	fs.DurationVar(&c.sessionTTL, "session-ttl", 30*time.Minute, "how long session state lives in Redis after its last write (env SESSION_TTL)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "grace for in-flight calls on SIGTERM (env SHUTDOWN_TIMEOUT)")
 	fs.BoolVar(&c.allowAnyHost, "disable-localhost-protection", false, "accept requests with any Host header on a loopback listener, as behind a balancer on the same host reached by another name (env DISABLE_LOCALHOST_PROTECTION)")
@@ -90,6 +111,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		"instance":                     "INSTANCE_ID",
 		"redis":                        "REDIS_URL",
 		"stateless":                    "STATELESS",
+		"adopt":                        "ADOPT",
+		"dedup":                        "DEDUP",
 		"session-ttl":                  "SESSION_TTL",
 		"shutdown-timeout":             "SHUTDOWN_TIMEOUT",
 		"disable-localhost-protection": "DISABLE_LOCALHOST_PROTECTION",

@@ -10,8 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,7 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/mcpkit/resilience/internal/demotools"
+	"github.com/mcpkit/resilience/examples/demotools"
 	"github.com/mcpkit/resilience/internal/proctest"
 	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/resume/redisstore"
@@ -34,6 +38,7 @@ func TestParseConfig(t *testing.T) {
 	defaults := config{
 		addr:            "127.0.0.1:8000",
 		redisURL:        "redis://127.0.0.1:6379/0",
+		adopt:           true,
 		sessionTTL:      30 * time.Minute,
 		shutdownTimeout: 10 * time.Second,
 	}
@@ -55,13 +60,14 @@ func TestParseConfig(t *testing.T) {
 			env: map[string]string{
 				"LISTEN_ADDR": ":9000", "INSTANCE_ID": "mcp-2", "REDIS_URL": "redis://r:6380/1",
 				"STATELESS": "true", "SESSION_TTL": "1h", "SHUTDOWN_TIMEOUT": "3s", "DISABLE_LOCALHOST_PROTECTION": "1",
+				"ADOPT": "false", "DEDUP": "true",
 			},
-			want: config{addr: ":9000", instance: "mcp-2", redisURL: "redis://r:6380/1", stateless: true, sessionTTL: time.Hour, shutdownTimeout: 3 * time.Second, allowAnyHost: true},
+			want: config{addr: ":9000", instance: "mcp-2", redisURL: "redis://r:6380/1", stateless: true, sessionTTL: time.Hour, shutdownTimeout: 3 * time.Second, allowAnyHost: true, dedup: true},
 		},
 		{
 			name: "flags win over the environment",
-			args: []string{"-addr", "127.0.0.1:8001", "-instance", "mcp-1", "-stateless=false", "-session-ttl", "5m"},
-			env:  map[string]string{"LISTEN_ADDR": ":9000", "INSTANCE_ID": "mcp-2", "STATELESS": "true", "SESSION_TTL": "1h"},
+			args: []string{"-addr", "127.0.0.1:8001", "-instance", "mcp-1", "-stateless=false", "-session-ttl", "5m", "-adopt"},
+			env:  map[string]string{"LISTEN_ADDR": ":9000", "INSTANCE_ID": "mcp-2", "STATELESS": "true", "SESSION_TTL": "1h", "ADOPT": "false"},
 			want: with(func(c *config) { c.addr, c.instance, c.sessionTTL = "127.0.0.1:8001", "mcp-1", 5*time.Minute }),
 		},
 		{name: "bad environment", env: map[string]string{"STATELESS": "maybe"}, wantErr: `environment STATELESS="maybe"`},
@@ -319,4 +325,41 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestAdopt: two replicas on one Redis behind a proxy that the test
+// switches; a session created on one goes on on the other, with the same
+// ID, its state, and no reconnect.
+func TestAdopt(t *testing.T) {
+	rs := proctest.StartRedis(t, nil)
+	a := startServer(t, config{instance: "mcp-a", redisURL: rs.URL(), adopt: true})
+	b := startServer(t, config{instance: "mcp-b", redisURL: rs.URL(), adopt: true})
+	var target atomic.Pointer[url.URL]
+	proxy := &httputil.ReverseProxy{
+		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(target.Load()) },
+		FlushInterval: -1,
+	}
+	front := httptest.NewServer(proxy)
+	t.Cleanup(front.Close) // after the client's Close, which ends its streams through the proxy
+	to := func(s *server) {
+		u, err := url.Parse(s.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target.Store(u)
+	}
+	to(a)
+	cs := connect(t, front.URL+"/mcp")
+	id := cs.ID()
+	for i, s := range []*server{a, b, a, b} {
+		to(s)
+		got := call[demotools.CounterResult](t, cs, &mcp.CallToolParams{Name: "increment_counter"})
+		want := demotools.CounterResult{Counter: i + 1, Instance: map[*server]string{a: "mcp-a", b: "mcp-b"}[s]}
+		if got != want {
+			t.Errorf("call %d = %+v, want %+v", i+1, got, want)
+		}
+		if cs.ID() != id {
+			t.Errorf("session ID = %q, want %q", cs.ID(), id)
+		}
+	}
 }

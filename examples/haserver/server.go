@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,15 +9,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mcpkit/resilience/internal/demotools"
-	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/examples/demotools"
 	"github.com/mcpkit/resilience/resume/redisstore"
+	"github.com/mcpkit/resilience/resume/replica"
 )
 
 // healthTimeout bounds one store ping of /health: a balancer's check must
@@ -45,20 +48,30 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 		SubscribeHandler:   func(context.Context, *mcp.SubscribeRequest) error { return nil },
 		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
 	})
-	if err := demotools.Register(server, demotools.Options{Store: store, Instance: cfg.instance}); err != nil {
+	// One line as each tool call starts and ends: which replica ran what.
+	around := func(ctx context.Context, tool string, next func(context.Context) error) error {
+		log.Info("tool started", "tool", tool)
+		err := next(ctx)
+		log.Info("tool finished", "tool", tool, "err", err)
+		return err
+	}
+	if err := demotools.Register(server, demotools.Options{Store: store, Instance: cfg.instance, Around: around}); err != nil {
 		ln.Close()
 		return err
+	}
+	if cfg.dedup {
+		server.AddReceivingMiddleware(replica.Dedup(store, 0))
 	}
 
 	// POSTs in flight are counted so that a shutdown can wait for them: a
 	// POST returns once its answer is written, whereas a GET is a
 	// long-lived event stream that only closing its session ends.
 	var inflight atomic.Int64
-	sdk := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
-		Stateless:                  cfg.stateless,
-		Logger:                     log,
-		DisableLocalhostProtection: cfg.allowAnyHost,
-	})
+	sdk, err := mcpHandler(cfg, server, rdb, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
@@ -76,7 +89,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("serving", "addr", ln.Addr().String(), "mcp", "/mcp", "health", "/health", "redis", opt.Addr, "stateless", cfg.stateless)
+	log.Info("serving", "addr", ln.Addr().String(), "mcp", "/mcp", "health", "/health", "redis", opt.Addr, "stateless", cfg.stateless, "adopt", cfg.adopt && !cfg.stateless, "dedup", cfg.dedup)
 	if err := store.Ping(ctx); err != nil && ctx.Err() == nil {
 		// Not fatal: /health answers 503 until Redis is reachable, and the
 		// balancer keeps the replica out of rotation meanwhile.
@@ -90,6 +103,57 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 	}
 	log.Info("shutting down", "inflight_posts", inflight.Load())
 	return shutdown(srv, server, &inflight, served, cfg.shutdownTimeout, log)
+}
+
+// mcpHandler is the handler of /mcp: stateless, the go-sdk's stock
+// stateful handler (-adopt=false), or by default replica.Handler, which
+// serves every session on every replica, with Redis event store.
+func mcpHandler(cfg config, server *mcp.Server, rdb redis.UniversalClient, log *slog.Logger) (http.Handler, error) {
+	getServer := func(*http.Request) *mcp.Server { return server }
+	if cfg.stateless || !cfg.adopt {
+		return mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
+			Stateless:                  cfg.stateless,
+			Logger:                     log,
+			DisableLocalhostProtection: cfg.allowAnyHost,
+		}), nil
+	}
+	store, err := redisstore.New(rdb, &redisstore.Options{DefaultTTL: cfg.sessionTTL})
+	if err != nil {
+		return nil, err
+	}
+	events, err := redisstore.NewEventStore(rdb, &redisstore.EventOptions{TTL: cfg.sessionTTL})
+	if err != nil {
+		return nil, err
+	}
+	var es mcp.EventStore = events
+	if cfg.killAfterEvent != "" {
+		es = killAfterEvent{EventStore: events, marker: []byte(cfg.killAfterEvent), log: log}
+	}
+	return replica.NewHandler(getServer, store, &replica.HandlerOptions{
+		EventStore:                 es,
+		SessionTTL:                 cfg.sessionTTL,
+		Logger:                     log,
+		DisableLocalhostProtection: cfg.allowAnyHost,
+	}), nil
+}
+
+// killAfterEvent is the -test-kill-after-event hook: it stores each event,
+// then kills the process if the event contains marker, so that the event
+// is in Redis and never reaches the client from this process.
+type killAfterEvent struct {
+	mcp.EventStore
+	marker []byte
+	log    *slog.Logger
+}
+
+func (k killAfterEvent) Append(ctx context.Context, session, stream string, data []byte) error {
+	err := k.EventStore.Append(ctx, session, stream, data)
+	if err == nil && bytes.Contains(data, k.marker) {
+		k.log.Warn("test hook: killing this process after storing the event", "session", session, "stream", stream)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // SIGKILL is not delivered synchronously; never return
+	}
+	return err
 }
 
 // shutdown stops accepting connections, waits for the POSTs in flight (tool
@@ -148,7 +212,7 @@ type healthAnswer struct {
 
 // health answers GET /health: 200 when the store answers a ping within
 // healthTimeout, 503 otherwise.
-func health(store resume.Store, instance string, log *slog.Logger) http.HandlerFunc {
+func health(store replica.Store, instance string, log *slog.Logger) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 		defer cancel()

@@ -10,15 +10,16 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcpkit/resilience/internal/demotools"
+	"github.com/mcpkit/resilience/examples/demotools"
 	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/memstore"
 )
 
 // demoServer is a go-sdk server with the demo tools, one per test.
 func demoServer(t *testing.T) *mcp.Server {
 	t.Helper()
 	s := mcp.NewServer(&mcp.Implementation{Name: "flags-test", Version: "1"}, nil)
-	if err := demotools.Register(s, demotools.Options{Store: resume.NewMemoryStore(0), Instance: "flags"}); err != nil {
+	if err := demotools.Register(s, demotools.Options{Store: memstore.New(0), Instance: "flags"}); err != nil {
 		t.Fatal(err)
 	}
 	return s

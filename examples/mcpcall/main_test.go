@@ -14,9 +14,10 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/goleak"
 
-	"github.com/mcpkit/resilience/internal/demotools"
+	"github.com/mcpkit/resilience/examples/demotools"
 	"github.com/mcpkit/resilience/internal/testserver"
 	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/memstore"
 )
 
 // stdioServerEnv makes the test binary a stdio server instead of running
@@ -34,7 +35,7 @@ func TestMain(m *testing.M) {
 		time.Sleep(30 * time.Second)
 	default:
 		s := mcp.NewServer(&mcp.Implementation{Name: "stdio-test", Version: "1"}, nil)
-		err := demotools.Register(s, demotools.Options{Store: resume.NewMemoryStore(0), Instance: "stdio"})
+		err := demotools.Register(s, demotools.Options{Store: memstore.New(0), Instance: "stdio"})
 		if err == nil {
 			err = s.Run(context.Background(), &mcp.StdioTransport{})
 		}

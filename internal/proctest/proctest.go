@@ -172,7 +172,12 @@ func (p *Proc) WaitFor(timeout time.Duration, ready func(context.Context) error)
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not ready after %v: %v", p.Name, timeout, last)
 		}
-		time.Sleep(20 * time.Millisecond)
+		// Readiness of another process (a port, a file) has no event to
+		// wait on: poll it, and notice its exit at once meanwhile.
+		select {
+		case <-p.done:
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 

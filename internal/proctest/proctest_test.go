@@ -70,14 +70,14 @@ func TestKillTakesTheGroup(t *testing.T) {
 
 func TestStop(t *testing.T) {
 	sh := Binary(t, "sh")
-	p := Start(t, "sh", sh, "-c", `trap 'exit 0' TERM; while :; do sleep 0.05; done`)
-	time.Sleep(100 * time.Millisecond) // let the shell install its trap
+	p := Start(t, "sh", sh, "-c", `trap 'exit 0' TERM; echo trapped; while :; do sleep 0.05; done`)
+	waitTrapped(t, p)
 	if err := p.Stop(5 * time.Second); err != nil {
 		t.Errorf("Stop of a process that exits on SIGTERM = %v, want nil", err)
 	}
 
-	stubborn := Start(t, "sh", sh, "-c", `trap '' TERM; while :; do sleep 0.05; done`)
-	time.Sleep(100 * time.Millisecond)
+	stubborn := Start(t, "sh", sh, "-c", `trap '' TERM; echo trapped; while :; do sleep 0.05; done`)
+	waitTrapped(t, stubborn)
 	if err := stubborn.Stop(300 * time.Millisecond); err == nil || !strings.Contains(err.Error(), "was killed") {
 		t.Errorf("Stop of a process that ignores SIGTERM = %v, want an error saying it was killed", err)
 	}
@@ -115,5 +115,19 @@ func TestStartEnv(t *testing.T) {
 	<-p.Exited()
 	if got := p.Output(); got != "new yes\n" {
 		t.Errorf("Output = %q, want %q (env overrides the inherited value and adds)", got, "new yes\n")
+	}
+}
+
+// waitTrapped waits until the shell p says it installed its trap.
+func waitTrapped(t *testing.T, p *Proc) {
+	t.Helper()
+	err := p.WaitFor(5*time.Second, func(context.Context) error {
+		if !strings.Contains(p.Output(), "trapped") {
+			return errors.New("no trap yet")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

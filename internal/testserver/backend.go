@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpkit/resilience/resume/replica"
 )
 
 // backend is one incarnation of backend slot index: an SDK server behind
@@ -19,6 +21,7 @@ type backend struct {
 	addr      string // host:port it listens on
 	server    *mcp.Server
 	handler   http.Handler
+	adopting  *replica.Handler // with Options.Adopt
 	srv       *http.Server
 	serveDone chan struct{}
 	conns     conns
@@ -58,10 +61,14 @@ func (c *Cluster) startBackend(i int, addr string) (*backend, error) {
 		ln.Close()
 		return nil, fmt.Errorf("testserver: %s: %w", b.instance, err)
 	}
-	sdk := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return b.server }, &mcp.StreamableHTTPOptions{
+	var sdk http.Handler = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return b.server }, &mcp.StreamableHTTPOptions{
 		Stateless:    c.opts.Stateless,
 		JSONResponse: c.opts.JSONResponse,
 	})
+	if c.opts.Adopt && !c.opts.Stateless {
+		b.adopting = replica.NewHandler(func(*http.Request) *mcp.Server { return b.server }, c.store, &replica.HandlerOptions{EventStore: c.events})
+		sdk = b.adopting
+	}
 	b.handler = c.forgetting(b.diesMidResponse(sdk))
 	b.srv = &http.Server{
 		Handler:     b.handler,
@@ -107,6 +114,9 @@ func (c *Cluster) stopBackend(b *backend) {
 	b.srv.Close()
 	for ss := range b.server.Sessions() {
 		ss.Close()
+	}
+	if b.adopting != nil {
+		b.adopting.Close()
 	}
 	<-b.serveDone
 	b.conns.wait()

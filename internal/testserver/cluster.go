@@ -1,6 +1,6 @@
 // Package testserver runs an in-process MCP cluster for tests: several go-sdk
 // servers ("backends") on loopback behind a sticky load balancer modelled on
-// HAProxy, sharing one session [resume.Store], with faults on demand.
+// HAProxy, sharing one session [replica.Store], with faults on demand.
 //
 // # Topology
 //
@@ -27,7 +27,7 @@
 //   - list_notes: reads the notes (read-only);
 //   - slow_increment {"delay_ms"}: waits, then increments (not idempotent);
 //   - get_server_info: the backend's instance name and the session ID;
-//   - resume_session {"old_session_id"}: see [resume.AddTool].
+//   - resume_session {"old_session_id"}: see [replica.AddTool].
 //
 // The resource [CounterURI] reads the counter and can be subscribed to.
 // Stateless backends have no session ID: there the state lives under the
@@ -66,8 +66,10 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcpkit/resilience/internal/demotools"
+	"github.com/mcpkit/resilience/examples/demotools"
 	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/memstore"
+	"github.com/mcpkit/resilience/resume/replica"
 )
 
 // Options configures a [Cluster]. A nil *Options and a zero field mean the
@@ -84,18 +86,25 @@ type Options struct {
 	// cannot resume.
 	NoResumeTool bool
 
-	// Dedup installs resume.Dedup on every backend, over the shared store:
+	// Dedup installs replica.Dedup on every backend, over the shared store:
 	// a tools/call replayed with the same idempotency key returns the first
 	// execution's result instead of running again.
 	Dedup bool
+
+	// Adopt makes the backends serve with replica.Handler over the shared
+	// store and one shared in-memory event store: any backend serves any
+	// session, adopting it with the same session ID, so a backend's death
+	// costs its sessions nothing but the calls it was running. Ignored
+	// with Stateless.
+	Adopt bool
 
 	// JSONResponse makes the backends answer POSTs with application/json
 	// instead of an SSE stream (mcp.StreamableHTTPOptions.JSONResponse).
 	JSONResponse bool
 
 	// Store holds the state of every backend's tools. Nil means a new
-	// resume.NewMemoryStore(0), shared by all backends.
-	Store resume.Store
+	// memstore.New(0), shared by all backends.
+	Store replica.Store
 
 	// Logf, if set, receives a trace of the balancer's decisions (which
 	// backend, stickiness learned, faults applied) and of HTTP server
@@ -107,8 +116,9 @@ type Options struct {
 // [Start] and stop it with [Cluster.Close]. All methods are safe for
 // concurrent use.
 type Cluster struct {
-	opts  Options
-	store resume.Store
+	opts   Options
+	store  replica.Store
+	events *mcp.MemoryEventStore // shared by the backends with Adopt
 	// ctx is the base of every balancer request: Close cancels it so that
 	// no handler outlives the cluster.
 	ctx    context.Context
@@ -164,8 +174,9 @@ func Start(opts *Options) (*Cluster, error) {
 	}
 	c.store = c.opts.Store
 	if c.store == nil {
-		c.store = resume.NewMemoryStore(0)
+		c.store = memstore.New(0)
 	}
+	c.events = mcp.NewMemoryEventStore(nil)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 
 	for i := range c.opts.Backends {
@@ -201,7 +212,7 @@ func Start(opts *Options) (*Cluster, error) {
 func (c *Cluster) URL() string { return c.lbURL }
 
 // Store returns the store the backends keep their state in.
-func (c *Cluster) Store() resume.Store { return c.store }
+func (c *Cluster) Store() replica.Store { return c.store }
 
 // Backends returns the number of backends, dead or alive.
 func (c *Cluster) Backends() int { return len(c.backends) }
@@ -374,11 +385,11 @@ func (c *Cluster) running(tool string, delta int) {
 // Counter returns the counter stored for a session ID (or for the key a
 // stateless client sent, see [MetaSessionKey]), and 0 if there is none.
 func (c *Cluster) Counter(sessionID string) int {
-	v, err := resume.NewValues(c.store, sessionID)
+	v, err := replica.NewValues(c.store, sessionID)
 	if err != nil {
 		return 0
 	}
-	n, _, _ := resume.GetJSON[int](context.Background(), v, demotools.CounterKey)
+	n, _, _ := replica.GetJSON[int](context.Background(), v, demotools.CounterKey)
 	return n
 }
 

@@ -817,3 +817,28 @@ func hasText(t *testing.T, err error, text string) {
 		t.Errorf("error = %v, want one containing %q", err, text)
 	}
 }
+
+// With Adopt, a session whose backend dies goes on through another backend,
+// with the same session ID and its state.
+func TestAdoptSurvivesKill(t *testing.T) {
+	c := start(t, &Options{Adopt: true})
+	cs := connect(t, c)
+	id := cs.ID()
+	for want := 1; want <= 2; want++ {
+		if got := increment(t, cs); got.Counter != want {
+			t.Fatalf("counter = %d, want %d", got.Counter, want)
+		}
+	}
+	i, ok := c.BackendFor(id)
+	if !ok {
+		t.Fatal("no backend holds the session")
+	}
+	c.Kill(i)
+	got := increment(t, cs)
+	if got.Counter != 3 || got.Instance == instanceName(i) {
+		t.Errorf("after killing %s: %+v, want counter 3 from another backend", instanceName(i), got)
+	}
+	if cs.ID() != id {
+		t.Errorf("session ID = %s, want %s", cs.ID(), id)
+	}
+}

@@ -5,11 +5,11 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcpkit/resilience/internal/demotools"
-	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/examples/demotools"
+	"github.com/mcpkit/resilience/resume/replica"
 )
 
-// The tools are those of internal/demotools, shared with examples/haserver;
+// The tools are those of examples/demotools, shared with examples/haserver;
 // these names keep the cluster's API.
 
 // CounterURI is the resource that reads the session's counter as text. It
@@ -53,7 +53,7 @@ func (c *Cluster) newMCPServer(b *backend) (*mcp.Server, error) {
 	if c.opts.Dedup {
 		// Dedup runs under the backend's life, as it would in a real
 		// process: a Kill cancels it together with the tools it guards.
-		s.AddReceivingMiddleware(b.dieWith, resume.Dedup(c.store, 0))
+		s.AddReceivingMiddleware(b.dieWith, replica.Dedup(c.store, 0))
 	}
 	err := demotools.Register(s, demotools.Options{
 		Store:        c.store,

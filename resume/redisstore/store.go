@@ -1,7 +1,10 @@
-// Package redisstore is a [resume.Store] in Redis, for MCP servers that run
+// Package redisstore is a [replica.Store] in Redis, for MCP servers that run
 // as several replicas behind a load balancer: every replica reads and writes
 // the same sessions, so resume_session on any replica finds the state a dead
-// one left.
+// one left, and replica.Handler on any replica adopts a session another
+// one created. [EventStore] is the go-sdk's mcp.EventStore in the same
+// Redis: with it, a response that a dead replica had finished reaches the
+// client from another one (see its doc for its layout and retention).
 //
 // # Layout
 //
@@ -22,7 +25,7 @@
 // mcp:session:*:*, so tools that scan that layout do not see it). Members
 // whose value has expired are skipped, and dropped by Keys.
 //
-// Session IDs must pass [resume.ValidateSessionID] (A-Z, a-z, 0-9, '_', '-';
+// Session IDs must pass [replica.ValidateSessionID] (A-Z, a-z, 0-9, '_', '-';
 // every go-sdk, UUID and hex ID does): with no ':' in the ID, a key name
 // cannot make one session's key look like another's. Key names are free.
 //
@@ -59,7 +62,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/replica"
 )
 
 // DefaultMaxUpdateAttempts is the number of optimistic transactions one
@@ -77,7 +80,7 @@ const scanCount = 1000
 // documented defaults.
 type Options struct {
 	// DefaultTTL is how long a key lives when a method is given a TTL of
-	// zero or less. Zero or less means [resume.DefaultTTL] (30 minutes, the
+	// zero or less. Zero or less means [replica.DefaultTTL] (30 minutes, the
 	// reference deployment's SESSION_TTL).
 	DefaultTTL time.Duration
 
@@ -91,7 +94,7 @@ type Options struct {
 	ScanUnindexed bool
 }
 
-// Store is a [resume.Store] in Redis. Create one with [New].
+// Store is a [replica.Store] in Redis. Create one with [New].
 //
 // A Store is safe for concurrent use by many goroutines and, through Redis,
 // by many processes. It does not own the client: closing the client is the
@@ -104,7 +107,7 @@ type Store struct {
 	scripts     scripts
 }
 
-var _ resume.Store = (*Store)(nil)
+var _ replica.Store = (*Store)(nil)
 
 // New returns a Store on rdb (a *redis.Client, a Sentinel failover client,
 // or any redis.UniversalClient other than a cluster client). It does not
@@ -123,7 +126,7 @@ func New(rdb redis.UniversalClient, opts *Options) (*Store, error) {
 	}
 	s := &Store{rdb: rdb, ttl: o.DefaultTTL, maxAttempts: o.MaxUpdateAttempts, scan: o.ScanUnindexed, scripts: newScripts()}
 	if s.ttl <= 0 {
-		s.ttl = resume.DefaultTTL
+		s.ttl = replica.DefaultTTL
 	}
 	if s.maxAttempts == 0 {
 		s.maxAttempts = DefaultMaxUpdateAttempts
@@ -144,8 +147,8 @@ func dataPrefix(session string) string { return "mcp:session:" + session + ":" }
 // DefaultTTL returns the TTL of keys written with a TTL of zero or less.
 func (s *Store) DefaultTTL() time.Duration { return s.ttl }
 
-// Get implements [resume.Store]. It returns ctx.Err() if ctx is already
-// done, an error matching [resume.ErrInvalidSessionID] for a session that
+// Get implements [replica.Store]. It returns ctx.Err() if ctx is already
+// done, an error matching [replica.ErrInvalidSessionID] for a session that
 // cannot be a session ID, and otherwise an error naming the key for any
 // Redis failure (a value that is not a string, written by another server,
 // gives Redis's WRONGTYPE error).
@@ -163,7 +166,7 @@ func (s *Store) Get(ctx context.Context, session, key string) ([]byte, bool, err
 	return v, true, nil
 }
 
-// Set implements [resume.Store]: one script writes the value with its TTL
+// Set implements [replica.Store]: one script writes the value with its TTL
 // and adds key to the session's index. Errors are those of [Store.Get].
 func (s *Store) Set(ctx context.Context, session, key string, value []byte, ttl time.Duration) error {
 	if err := s.check(ctx, "Set", session); err != nil {
@@ -187,7 +190,7 @@ func (s *Store) put(ctx context.Context, c redis.Scripter, session, key string, 
 	return s.scripts.put.Run(ctx, c, keys, args...)
 }
 
-// Update implements [resume.Store] with an optimistic transaction: it
+// Update implements [replica.Store] with an optimistic transaction: it
 // watches the key, reads it, calls fn, and writes in MULTI/EXEC, trying
 // again when another client changed the key meanwhile. fn receives a fresh
 // copy and may run several times. Update returns fn's error unwrapped, an
@@ -250,7 +253,7 @@ func (s *Store) Update(ctx context.Context, session, key string, ttl time.Durati
 	}
 }
 
-// Delete implements [resume.Store]: one script removes the value and its
+// Delete implements [replica.Store]: one script removes the value and its
 // index entry. Errors are those of [Store.Get].
 func (s *Store) Delete(ctx context.Context, session, key string) error {
 	if err := s.check(ctx, "Delete", session); err != nil {
@@ -262,7 +265,7 @@ func (s *Store) Delete(ctx context.Context, session, key string) error {
 	return nil
 }
 
-// Keys implements [resume.Store]: one script reads the session's index,
+// Keys implements [replica.Store]: one script reads the session's index,
 // keeps the names whose value exists, and drops the others from the index.
 // With [Options.ScanUnindexed] the names found by SCAN are added. Errors are
 // those of [Store.Get].
@@ -291,7 +294,7 @@ func (s *Store) Keys(ctx context.Context, session string) ([]string, error) {
 	return keys, nil
 }
 
-// Copy implements [resume.Store]: one script copies every live key in the
+// Copy implements [replica.Store]: one script copies every live key in the
 // index of from (with [Options.ScanUnindexed], also those found by a SCAN
 // just before) to to, with DUMP and RESTORE ... REPLACE and the new TTL, and
 // adds them to the index of to. Keys that expired or vanished between the
@@ -320,7 +323,7 @@ func (s *Store) Copy(ctx context.Context, from, to string, ttl time.Duration) (i
 	return n, nil
 }
 
-// Ping implements [resume.Store] with Redis's PING. It returns ctx.Err() if
+// Ping implements [replica.Store] with Redis's PING. It returns ctx.Err() if
 // ctx is already done, and an error wrapping the client's otherwise.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
@@ -370,7 +373,7 @@ func (s *Store) check(ctx context.Context, op, session string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := resume.ValidateSessionID(session); err != nil {
+	if err := replica.ValidateSessionID(session); err != nil {
 		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
 	return nil

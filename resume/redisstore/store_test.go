@@ -14,9 +14,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mcpkit/resilience/internal/proctest"
-	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/resume/internal/storetest"
 	"github.com/mcpkit/resilience/resume/redisstore"
+	"github.com/mcpkit/resilience/resume/replica"
 )
 
 func TestMain(m *testing.M) {
@@ -55,7 +55,7 @@ func newStore(t *testing.T, rdb redis.UniversalClient, opts *redisstore.Options)
 func TestContract(t *testing.T) {
 	srv := proctest.StartRedis(t, nil)
 	rdb, log := newClient(t, srv)
-	storetest.Run(t, func(t *testing.T) resume.Store {
+	storetest.Run(t, func(t *testing.T) replica.Store {
 		if err := rdb.FlushDB(t.Context()).Err(); err != nil {
 			t.Fatalf("FLUSHDB: %v", err)
 		}
@@ -93,8 +93,8 @@ func TestLayout(t *testing.T) {
 	if ttl <= 29*time.Minute || ttl > 30*time.Minute {
 		t.Errorf("PTTL of a value written with the default TTL = %v, want about 30m", ttl)
 	}
-	if got := s.DefaultTTL(); got != resume.DefaultTTL {
-		t.Errorf("DefaultTTL() = %v, want %v", got, resume.DefaultTTL)
+	if got := s.DefaultTTL(); got != replica.DefaultTTL {
+		t.Errorf("DefaultTTL() = %v, want %v", got, replica.DefaultTTL)
 	}
 
 	index := redisstore.IndexKey("S1")
@@ -218,7 +218,7 @@ func TestInvalidSession(t *testing.T) {
 			"Copy target": func() error { _, err := s.Copy(ctx, "T", id, 0); return err }(),
 		}
 		for name, err := range calls {
-			if !errors.Is(err, resume.ErrInvalidSessionID) || !strings.Contains(err.Error(), "redisstore: ") {
+			if !errors.Is(err, replica.ErrInvalidSessionID) || !strings.Contains(err.Error(), "redisstore: ") {
 				t.Errorf("%s(%q) = %v, want a redisstore error matching ErrInvalidSessionID", name, id, err)
 			}
 		}

@@ -1,6 +1,8 @@
-// Package storetest is the contract every [resume.Store] must meet, as one
+// Package storetest is the contract every [replica.Store] must meet, as one
 // test suite that each implementation runs against itself: the memory store
-// in package resume, the Redis store in resume/redisstore.
+// in resume/memstore, the Redis store in resume/redisstore. [RunEvents] is
+// the same for an mcp.EventStore, run against the go-sdk's own memory event
+// store as the reference and against the Redis one.
 package storetest
 
 import (
@@ -16,7 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/replica"
 )
 
 // Options tune [Run] to a store. A nil *Options means the defaults.
@@ -35,10 +37,10 @@ type Options struct {
 // minute; it may register its own cleanup with t.
 //
 // A store may refuse a session name that cannot be a session ID (one that
-// fails [resume.ValidateSessionID], such as "AB:*") with an error matching
-// [resume.ErrInvalidSessionID], or treat it as an opaque name; either way it
+// fails [replica.ValidateSessionID], such as "AB:*") with an error matching
+// [replica.ErrInvalidSessionID], or treat it as an opaque name; either way it
 // must never read it as a pattern.
-func Run(t *testing.T, newStore func(t *testing.T) resume.Store, opts *Options) {
+func Run(t *testing.T, newStore func(t *testing.T) replica.Store, opts *Options) {
 	t.Run("GetAbsent", func(t *testing.T) {
 		s := newStore(t)
 		v, ok, err := s.Get(t.Context(), "S1", "k")
@@ -474,14 +476,14 @@ func clocked(t *testing.T, opts *Options, fn func(t *testing.T, u time.Duration)
 	fn(t, opts.TimeUnit)
 }
 
-func mustSet(t *testing.T, s resume.Store, session, key, value string) {
+func mustSet(t *testing.T, s replica.Store, session, key, value string) {
 	t.Helper()
 	if err := s.Set(t.Context(), session, key, []byte(value), 0); err != nil {
 		t.Fatalf("Set(%q, %q): %v", session, key, err)
 	}
 }
 
-func mustGet(t *testing.T, s resume.Store, session, key string) string {
+func mustGet(t *testing.T, s replica.Store, session, key string) string {
 	t.Helper()
 	v, ok, err := s.Get(t.Context(), session, key)
 	if err != nil || !ok {
@@ -491,7 +493,7 @@ func mustGet(t *testing.T, s resume.Store, session, key string) string {
 }
 
 // dump returns every key of session with its value.
-func dump(t *testing.T, s resume.Store, session string) map[string]string {
+func dump(t *testing.T, s replica.Store, session string) map[string]string {
 	t.Helper()
 	keys, err := s.Keys(t.Context(), session)
 	if err != nil {
@@ -507,5 +509,5 @@ func dump(t *testing.T, s resume.Store, session string) map[string]string {
 // refusedOrNil reports whether err is nil or a store's refusal of a name
 // that cannot be a session ID.
 func refusedOrNil(err error) bool {
-	return err == nil || errors.Is(err, resume.ErrInvalidSessionID)
+	return err == nil || errors.Is(err, replica.ErrInvalidSessionID)
 }

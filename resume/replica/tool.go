@@ -1,4 +1,4 @@
-package resume
+package replica
 
 import (
 	"context"
@@ -8,20 +8,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpkit/resilience/resume"
 )
-
-// ToolName is the name of the tool that copies an old session's state into
-// the current session.
-const ToolName = "resume_session"
-
-// ToolArg is the tool's one argument: the ID of the session to resume from.
-const ToolArg = "old_session_id"
-
-// maxSessionIDLen bounds an acceptable session ID. The go-sdk's IDs are 26
-// characters (crypto/rand.Text); other SDKs use UUIDs (36) or hex digests
-// (64). 128 leaves room for those and refuses anything built to be a key
-// injection.
-const maxSessionIDLen = 128
 
 // ToolOptions configures the resume_session tool. A nil *ToolOptions and a
 // zero field mean the documented defaults.
@@ -38,14 +27,14 @@ type ToolOptions struct {
 
 // AddTool registers the resume_session tool on server. Given
 // {"old_session_id": ID} it copies every key of session ID in store into the
-// calling session, in one atomic [Store.Copy], and answers a [Result] as
+// calling session, in one atomic [Store.Copy], and answers a [resume.Result] as
 // structured content and as JSON text:
 //
-//   - [StatusSameSession] when ID is the calling session's own ID: nothing
+//   - [resume.StatusSameSession] when ID is the calling session's own ID: nothing
 //     is copied;
-//   - [StatusNotFound] with keys_copied 0 when ID has no live keys (it never
+//   - [resume.StatusNotFound] with keys_copied 0 when ID has no live keys (it never
 //     existed, or expired);
-//   - [StatusResumed] with the number of keys copied otherwise.
+//   - [resume.StatusResumed] with the number of keys copied otherwise.
 //
 // The tool answers a tool error (IsError, never a protocol error) and copies
 // nothing when the request has no session ID (a stateless transport), when ID
@@ -73,7 +62,7 @@ type ToolOptions struct {
 // is safe for concurrent use if store is.
 func AddTool(server *mcp.Server, store Store, opts *ToolOptions) {
 	if server == nil || store == nil {
-		panic("resume.AddTool: nil server or store")
+		panic("AddTool: nil server or store")
 	}
 	rt := &resumeTool{store: store}
 	if opts != nil {
@@ -81,10 +70,10 @@ func AddTool(server *mcp.Server, store Store, opts *ToolOptions) {
 	}
 	openWorld := false // it touches only the session store
 	mcp.AddTool(server, &mcp.Tool{
-		Name:  ToolName,
+		Name:  resume.ToolName,
 		Title: "Resume session",
 		Description: "Copy the state of an earlier MCP session into this one after a reconnect. " +
-			"Argument " + ToolArg + " is the Mcp-Session-Id of the earlier session. " +
+			"Argument " + resume.ToolArg + " is the Mcp-Session-Id of the earlier session. " +
 			`Answers {"status":"resumed"|"same_session"|"not_found","keys_copied":N}.`,
 		Annotations: &mcp.ToolAnnotations{
 			Title: "Resume session",
@@ -98,7 +87,7 @@ func AddTool(server *mcp.Server, store Store, opts *ToolOptions) {
 }
 
 // resumeInput is the tool's argument object. Its JSON name must equal
-// ToolArg (a test checks the inferred schema).
+// resume.ToolArg (a test checks the inferred schema).
 type resumeInput struct {
 	OldSessionID string `json:"old_session_id" jsonschema:"the Mcp-Session-Id of the earlier session whose state to copy into this session"`
 }
@@ -111,35 +100,35 @@ type resumeTool struct {
 // call answers one resume_session request. The steps run cheapest first, and
 // every refusal happens before the store's Copy: nothing is written unless
 // the copy is allowed.
-func (t *resumeTool) call(ctx context.Context, req *mcp.CallToolRequest, in resumeInput) (*mcp.CallToolResult, Result, error) {
+func (t *resumeTool) call(ctx context.Context, req *mcp.CallToolRequest, in resumeInput) (*mcp.CallToolResult, resume.Result, error) {
 	current := req.Session.ID()
 	if current == "" {
-		return nil, Result{}, fmt.Errorf("%s needs a stateful session: this request carries no Mcp-Session-Id, so there is no session to copy state into", ToolName)
+		return nil, resume.Result{}, fmt.Errorf("%s needs a stateful session: this request carries no Mcp-Session-Id, so there is no session to copy state into", resume.ToolName)
 	}
-	if err := ValidateSessionID(in.OldSessionID); err != nil {
-		return nil, Result{}, fmt.Errorf("%s: argument %s: %w", ToolName, ToolArg, err)
+	if err := checkClientSessionID(in.OldSessionID); err != nil {
+		return nil, resume.Result{}, fmt.Errorf("%s: argument %s: %w", resume.ToolName, resume.ToolArg, err)
 	}
-	res := Result{Instance: t.opts.Instance}
+	res := resume.Result{Instance: t.opts.Instance}
 	if in.OldSessionID == current {
-		res.Status = StatusSameSession
+		res.Status = resume.StatusSameSession
 		return nil, res, nil
 	}
 	caller := Principal(req)
 	oldOwned, err := checkOwner(ctx, t.store, in.OldSessionID, caller)
 	if err != nil {
-		return nil, Result{}, fmt.Errorf("%s: refused, nothing copied: %w", ToolName, err)
+		return nil, resume.Result{}, fmt.Errorf("%s: refused, nothing copied: %w", resume.ToolName, err)
 	}
 	// The session the caller is on must be its own too: the SDK binds a
 	// session to the principal that created it, but the store may be
 	// shared with servers that do not.
 	if _, err := checkOwner(ctx, t.store, current, caller); err != nil {
-		return nil, Result{}, fmt.Errorf("%s: refused, nothing copied: %w", ToolName, err)
+		return nil, resume.Result{}, fmt.Errorf("%s: refused, nothing copied: %w", resume.ToolName, err)
 	}
 	// Copy alone decides between not_found and resumed: a separate Keys call
 	// first would race with expiry.
 	n, err := t.store.Copy(ctx, in.OldSessionID, current, t.opts.TTL)
 	if err != nil {
-		return nil, Result{}, fmt.Errorf("%s: copying the state of session %s: %w", ToolName, in.OldSessionID, err)
+		return nil, resume.Result{}, fmt.Errorf("%s: copying the state of session %s: %w", resume.ToolName, in.OldSessionID, err)
 	}
 	if oldOwned && n > 0 {
 		n-- // the owner record came along; it is not the caller's state
@@ -148,47 +137,21 @@ func (t *resumeTool) call(ctx context.Context, req *mcp.CallToolRequest, in resu
 		// After the copy, so that the record outlives the copied values
 		// (see ownerTTL) even where the copy brought the old record along.
 		if err := recordOwner(ctx, t.store, current, caller, t.opts.TTL); err != nil {
-			return nil, Result{}, fmt.Errorf("%s: recording the owner of session %s: %w", ToolName, current, err)
+			return nil, resume.Result{}, fmt.Errorf("%s: recording the owner of session %s: %w", resume.ToolName, current, err)
 		}
 	}
 	res.KeysCopied = n
-	res.Status = StatusResumed
+	res.Status = resume.StatusResumed
 	if n == 0 {
-		res.Status = StatusNotFound
+		res.Status = resume.StatusNotFound
 	}
 	return nil, res, nil
 }
 
-// ValidateSessionID reports whether id can be a session ID: 1 to 128
-// characters from A-Z, a-z, 0-9, '_' and '-'. That covers the go-sdk's IDs
-// (crypto/rand.Text: base32, A-Z and 2-7), UUIDs and hex digests, and refuses
-// every character that a store could read as a pattern or a separator ('*',
-// '?', '[', ']', ':', '{', '}', whitespace, ...).
-//
-// The error matches [ErrInvalidSessionID] and quotes (a prefix of) id and the
-// first character refused. ValidateSessionID is safe for concurrent use.
-func ValidateSessionID(id string) error {
-	switch {
-	case id == "":
-		return fmt.Errorf("%w: empty", ErrInvalidSessionID)
-	case len(id) > maxSessionIDLen:
-		return fmt.Errorf("%w %s: %d bytes long, at most %d allowed", ErrInvalidSessionID, quotePrefix(id), len(id), maxSessionIDLen)
-	}
-	for i := 0; i < len(id); i++ {
-		if !sessionIDByte(id[i]) {
-			r, _ := utf8.DecodeRuneInString(id[i:])
-			return fmt.Errorf("%w %s: character %q at byte %d is not allowed (only A-Z, a-z, 0-9, '_' and '-')", ErrInvalidSessionID, quotePrefix(id), r, i)
-		}
-	}
-	return nil
-}
+// ValidateSessionID is [resume.ValidateSessionID]: the rule of a session
+// ID, shared with the client side. It is safe for concurrent use.
+func ValidateSessionID(id string) error { return resume.ValidateSessionID(id) }
 
-func sessionIDByte(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-'
-}
-
-// quotePrefix quotes id for an error message, cut short so that a hostile
-// argument cannot flood the answer or a log.
 func quotePrefix(id string) string {
 	const maxQuoted = 40
 	if len(id) <= maxQuoted {

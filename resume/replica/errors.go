@@ -1,6 +1,10 @@
-package resume
+package replica
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/mcpkit/resilience/resume"
+)
 
 // ErrNoSession is matched by the error of a server-side helper that needs
 // the request's MCP session ID and found none: the request came over a
@@ -8,9 +12,9 @@ import "errors"
 // handler), where there is no session to keep state in or resume into.
 var ErrNoSession = errors.New("resume: request has no session ID")
 
-// ErrInvalidSessionID is matched by the error of [ValidateSessionID]: the
-// string cannot be a session ID, so it is never used as a store key.
-var ErrInvalidSessionID = errors.New("resume: invalid session ID")
+// ErrInvalidSessionID is resume.ErrInvalidSessionID, the error of
+// [ValidateSessionID], here for the server half's callers.
+var ErrInvalidSessionID = resume.ErrInvalidSessionID
 
 // ErrNotOwner is matched by the error of an attempt to read or write the
 // state of a session that another principal owns: resume_session refuses
@@ -19,5 +23,6 @@ var ErrInvalidSessionID = errors.New("resume: invalid session ID")
 var ErrNotOwner = errors.New("resume: session belongs to another principal")
 
 // ErrReservedKey is matched by the error of a [Values] write to a key the
-// server half reserves for itself ([OwnerKey]).
+// server half reserves for itself: one that starts with [ReservedPrefix],
+// such as [OwnerKey].
 var ErrReservedKey = errors.New("resume: reserved key")

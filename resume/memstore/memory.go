@@ -1,4 +1,4 @@
-package resume
+package memstore
 
 import (
 	"context"
@@ -7,17 +7,17 @@ import (
 	"time"
 )
 
-// DefaultTTL is the time a key lives in a [MemoryStore] created with a
-// default TTL of zero. It matches SESSION_TTL of the reference Python
-// deployment, so a client that reconnects within half an hour finds its state.
-const DefaultTTL = 30 * time.Minute
+// fallbackTTL is the time a key lives in a [Store] created with a default
+// TTL of zero: replica.DefaultTTL (a test in package server checks that they
+// agree; this package does not import it, so that its tests can use this one).
+const fallbackTTL = 30 * time.Minute
 
-// sweepEvery is how many writes a MemoryStore accepts between two sweeps of
+// sweepEvery is how many writes a Store accepts between two sweeps of
 // expired entries. Expiry is lazy (no goroutine), so without a sweep a session
 // that is never read again would stay in memory for ever.
 const sweepEvery = 1024
 
-// MemoryStore is a [Store] kept in the memory of one process: the embedded
+// Store is a [replica.Store] kept in the memory of one process: the embedded
 // default for a single server, and the store of the test cluster. It does not
 // survive a restart and is not shared between processes; use a networked
 // store for several replicas.
@@ -27,10 +27,10 @@ const sweepEvery = 1024
 // goroutine. Values are copied on the way in and on the way out, so a caller
 // may modify a slice it passed or received.
 //
-// A MemoryStore is safe for concurrent use. Every method holds one lock for
+// A Store is safe for concurrent use. Every method holds one lock for
 // its whole duration, which makes Update and Copy atomic. The zero value is
-// not usable; call [NewMemoryStore].
-type MemoryStore struct {
+// not usable; call [New].
+type Store struct {
 	defaultTTL time.Duration
 
 	mu       sync.Mutex
@@ -43,29 +43,27 @@ type memoryEntry struct {
 	expires time.Time
 }
 
-// NewMemoryStore returns an empty MemoryStore whose keys live defaultTTL when
+// New returns an empty Store whose keys live defaultTTL when
 // a method is given a TTL of zero or less. A defaultTTL of zero or less means
-// [DefaultTTL] (30 minutes).
-func NewMemoryStore(defaultTTL time.Duration) *MemoryStore {
+// replica.DefaultTTL (30 minutes).
+func New(defaultTTL time.Duration) *Store {
 	if defaultTTL <= 0 {
-		defaultTTL = DefaultTTL
+		defaultTTL = fallbackTTL
 	}
-	return &MemoryStore{
+	return &Store{
 		defaultTTL: defaultTTL,
 		sessions:   make(map[string]map[string]memoryEntry),
 	}
 }
 
-var _ Store = (*MemoryStore)(nil)
-
 // DefaultTTL returns the TTL of keys written with a TTL of zero or less. The
-// server half reads it to keep an [OwnerKey] record alive longer than the
+// server half reads it to keep an replica.OwnerKey record alive longer than the
 // values it guards. It is safe for concurrent use.
-func (s *MemoryStore) DefaultTTL() time.Duration { return s.defaultTTL }
+func (s *Store) DefaultTTL() time.Duration { return s.defaultTTL }
 
-// Get implements [Store]. It returns ctx.Err() if ctx is already done, and
+// Get implements [replica.Store]. It returns ctx.Err() if ctx is already done, and
 // never any other error.
-func (s *MemoryStore) Get(ctx context.Context, session, key string) ([]byte, bool, error) {
+func (s *Store) Get(ctx context.Context, session, key string) ([]byte, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
@@ -78,9 +76,9 @@ func (s *MemoryStore) Get(ctx context.Context, session, key string) ([]byte, boo
 	return slices.Clone(e.value), true, nil
 }
 
-// Set implements [Store]. It returns ctx.Err() if ctx is already done, and
+// Set implements [replica.Store]. It returns ctx.Err() if ctx is already done, and
 // never any other error.
-func (s *MemoryStore) Set(ctx context.Context, session, key string, value []byte, ttl time.Duration) error {
+func (s *Store) Set(ctx context.Context, session, key string, value []byte, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -92,10 +90,10 @@ func (s *MemoryStore) Set(ctx context.Context, session, key string, value []byte
 	return nil
 }
 
-// Update implements [Store]. fn runs exactly once, under the store's lock:
+// Update implements [replica.Store]. fn runs exactly once, under the store's lock:
 // it must not call the store, or it deadlocks. The slice fn receives is a
 // copy. Update returns ctx.Err() if ctx is already done, or fn's error.
-func (s *MemoryStore) Update(ctx context.Context, session, key string, ttl time.Duration, fn func(old []byte, ok bool) ([]byte, error)) ([]byte, error) {
+func (s *Store) Update(ctx context.Context, session, key string, ttl time.Duration, fn func(old []byte, ok bool) ([]byte, error)) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -117,9 +115,9 @@ func (s *MemoryStore) Update(ctx context.Context, session, key string, ttl time.
 	return slices.Clone(value), nil
 }
 
-// Delete implements [Store]. It returns ctx.Err() if ctx is already done, and
+// Delete implements [replica.Store]. It returns ctx.Err() if ctx is already done, and
 // never any other error.
-func (s *MemoryStore) Delete(ctx context.Context, session, key string) error {
+func (s *Store) Delete(ctx context.Context, session, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -129,10 +127,10 @@ func (s *MemoryStore) Delete(ctx context.Context, session, key string) error {
 	return nil
 }
 
-// Keys implements [Store]. The keys come sorted, which the interface does not
+// Keys implements [replica.Store]. The keys come sorted, which the interface does not
 // promise. It returns ctx.Err() if ctx is already done, and never any other
 // error.
-func (s *MemoryStore) Keys(ctx context.Context, session string) ([]string, error) {
+func (s *Store) Keys(ctx context.Context, session string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -149,9 +147,9 @@ func (s *MemoryStore) Keys(ctx context.Context, session string) ([]string, error
 	return keys, nil
 }
 
-// Copy implements [Store]. Copying a session onto itself refreshes its TTL.
+// Copy implements [replica.Store]. Copying a session onto itself refreshes its TTL.
 // It returns ctx.Err() if ctx is already done, and never any other error.
-func (s *MemoryStore) Copy(ctx context.Context, from, to string, ttl time.Duration) (int, error) {
+func (s *Store) Copy(ctx context.Context, from, to string, ttl time.Duration) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -182,13 +180,13 @@ func (s *MemoryStore) Copy(ctx context.Context, from, to string, ttl time.Durati
 	return len(live), nil
 }
 
-// Ping implements [Store]. A MemoryStore is always reachable: Ping returns
+// Ping implements [replica.Store]. A Store is always reachable: Ping returns
 // ctx.Err() if ctx is already done, and nil otherwise.
-func (s *MemoryStore) Ping(ctx context.Context) error {
+func (s *Store) Ping(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (s *MemoryStore) ttl(ttl time.Duration) time.Duration {
+func (s *Store) ttl(ttl time.Duration) time.Duration {
 	if ttl <= 0 {
 		return s.defaultTTL
 	}
@@ -197,7 +195,7 @@ func (s *MemoryStore) ttl(ttl time.Duration) time.Duration {
 
 // lookup returns the live entry of key in session, deleting it if it has
 // expired. The caller holds s.mu.
-func (s *MemoryStore) lookup(session, key string, now time.Time) (memoryEntry, bool) {
+func (s *Store) lookup(session, key string, now time.Time) (memoryEntry, bool) {
 	e, ok := s.sessions[session][key]
 	if !ok {
 		return memoryEntry{}, false
@@ -210,7 +208,7 @@ func (s *MemoryStore) lookup(session, key string, now time.Time) (memoryEntry, b
 }
 
 // put stores value, which the store now owns. The caller holds s.mu.
-func (s *MemoryStore) put(session, key string, value []byte, expires time.Time) {
+func (s *Store) put(session, key string, value []byte, expires time.Time) {
 	m := s.sessions[session]
 	if m == nil {
 		m = make(map[string]memoryEntry)
@@ -221,7 +219,7 @@ func (s *MemoryStore) put(session, key string, value []byte, expires time.Time) 
 
 // remove deletes key and, with its last key, the session. The caller holds
 // s.mu.
-func (s *MemoryStore) remove(session, key string) {
+func (s *Store) remove(session, key string) {
 	m := s.sessions[session]
 	delete(m, key)
 	if len(m) == 0 {
@@ -232,7 +230,7 @@ func (s *MemoryStore) remove(session, key string) {
 // wrote counts a write and sweeps expired entries every sweepEvery writes,
 // which bounds memory by the live data plus sweepEvery writes' worth. The
 // caller holds s.mu.
-func (s *MemoryStore) wrote(now time.Time) {
+func (s *Store) wrote(now time.Time) {
 	s.writes++
 	if s.writes < sweepEvery {
 		return

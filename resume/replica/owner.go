@@ -1,8 +1,9 @@
-package resume
+package replica
 
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -16,11 +17,37 @@ import (
 // whose owner is not the caller. Sessions written without a principal have
 // no owner, and anyone who knows their ID can copy them.
 //
-// Tool handlers must not write this key: [Values] refuses it with
-// [ErrReservedKey]. It is stored like any other key (in the Redis layout,
-// mcp:session:{id}:_owner), so a server that shares the store and knows
-// nothing of owners copies it along.
-const OwnerKey = "_owner"
+// Tool handlers must not write this key: it starts with [ReservedPrefix],
+// which [Values] refuses with [ErrReservedKey]. It is stored like any other
+// key (in the Redis layout, mcp:session:{id}:mcpkit.owner), so a server that
+// shares the store and knows nothing of owners copies it along.
+const OwnerKey = ReservedPrefix + "owner"
+
+// ReservedPrefix starts every key that the server half keeps in a session
+// for itself ([OwnerKey], [LineageKey]). [Values] refuses to write or
+// delete such a key ([ErrReservedKey]), so a tool handler cannot forge an
+// owner or a lineage; handlers' own keys must not start with it.
+const ReservedPrefix = "mcpkit."
+
+// internalSessionPrefix starts the store sessions in which the server half
+// keeps records that belong to no client session: deduplication scopes
+// ("mcpkit-dedup-...") and adopted sessions' records ("mcpkit-session-...").
+// The go-sdk's session IDs (base32, upper case) never start with it, and
+// resume_session and [NewValues] refuse such IDs, so a client can neither
+// copy nor write these records.
+const internalSessionPrefix = "mcpkit-"
+
+// checkClientSessionID is [ValidateSessionID] for a session ID that came
+// from a client: it also refuses the IDs of the server half's own records.
+func checkClientSessionID(id string) error {
+	if err := ValidateSessionID(id); err != nil {
+		return err
+	}
+	if strings.HasPrefix(id, internalSessionPrefix) {
+		return fmt.Errorf("%w %s: the prefix %q is reserved for the server's own records", ErrInvalidSessionID, quotePrefix(id), internalSessionPrefix)
+	}
+	return nil
+}
 
 // ownerGrace is how much longer than the values it guards an owner record
 // lives: a session whose owner expired while its values lived on would be

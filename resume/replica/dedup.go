@@ -1,4 +1,4 @@
-package resume
+package replica
 
 import (
 	"bytes"
@@ -13,25 +13,15 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-)
 
-// JSON-RPC error codes answered by [Dedup]. They lie in the range the
-// JSON-RPC specification leaves to implementations.
-const (
-	// CodeKeyReused: the idempotency key was used before for a different
-	// tool or different arguments. Nothing was run.
-	CodeKeyReused = -32050
-	// CodeInProgress: a call with this key started and has not finished
-	// (or its server died while running it). It was not run again, so its
-	// outcome is unknown to the caller.
-	CodeInProgress = -32051
+	"github.com/mcpkit/resilience/resume"
 )
 
 // LineageKey is the session key in which [Dedup] records the lineage of a
 // session: the ID of the first session of a chain of resumes. resume_session
 // copies it with the rest of the state, so a call replayed on a resumed
 // session finds the record its first attempt left.
-const LineageKey = "mcpkit.lineage"
+const LineageKey = ReservedPrefix + "lineage"
 
 // Defaults of [DedupOptions].
 const (
@@ -45,15 +35,15 @@ type DedupOptions struct {
 	// DefaultDedupTTL (24h).
 	TTL time.Duration
 	// Wait bounds how long a replay waits for a first execution still
-	// running before it answers CodeInProgress. 0 means DefaultDedupWait
+	// running before it answers resume.CodeInProgress. 0 means DefaultDedupWait
 	// (30s).
 	Wait time.Duration
 }
 
 // Dedup returns go-sdk server middleware that runs each tools/call carrying
-// an idempotency key (in _meta [IdempotencyKeyMeta]) at most once, and
+// an idempotency key (in _meta [resume.IdempotencyKeyMeta]) at most once, and
 // answers its replays with the stored result. Install it with
-// server.AddReceivingMiddleware(resume.Dedup(store, ttl)). It is
+// server.AddReceivingMiddleware(Dedup(store, ttl)). It is
 // [DedupWith] with the default Wait.
 func Dedup(store Store, ttl time.Duration) mcp.Middleware {
 	return DedupWith(store, &DedupOptions{TTL: ttl})
@@ -64,11 +54,13 @@ func Dedup(store Store, ttl time.Duration) mcp.Middleware {
 //
 // For a tools/call with a key, the first execution claims the key in store
 // and stores its result (a success or an IsError result) when it returns;
+// a multi-round-trip round that answers "input required" is not stored,
+// and releases the key for the next round of the same call;
 // a replay with the same key gets that result, marked with _meta
-// [ReplayedMeta], without running the tool. A replay that arrives while
+// [resume.ReplayedMeta], without running the tool. A replay that arrives while
 // the first execution runs waits for it, up to Wait, then answers the
-// JSON-RPC error CodeInProgress. A replay whose tool name or arguments
-// differ from the first (compared by SHA-256 digest) answers CodeKeyReused.
+// JSON-RPC error resume.CodeInProgress. A replay whose tool name or arguments
+// differ from the first (compared by SHA-256 digest) answers resume.CodeKeyReused.
 // Calls without a key pass through.
 //
 // Keys are scoped so that a client cannot reach another's results: by the
@@ -82,13 +74,16 @@ func Dedup(store Store, ttl time.Duration) mcp.Middleware {
 // to have had no effect (its claim is released so a replay runs), and a
 // tool's effect should be one atomic store update. A server process that
 // dies between a tool's effect and storing its result leaves the claim
-// pending: replays then answer CodeInProgress until TTL, never run twice.
+// pending: replays then answer resume.CodeInProgress until TTL, never run twice.
 //
-// The middleware adds [DedupCapability] to the experimental capabilities of
-// initialize and server/discover results, so clients know they may replay.
+// The middleware adds resume.DedupCapability to the experimental
+// capabilities of initialize and server/discover results, so clients know
+// they may replay, with its scope ("principal" or "session"); it leaves it
+// out for a client that has neither (a stateless server without
+// authentication), whose calls it cannot deduplicate.
 func DedupWith(store Store, opts *DedupOptions) mcp.Middleware {
 	if store == nil {
-		panic("resume.DedupWith: nil store")
+		panic("DedupWith: nil store")
 	}
 	d := &dedup{store: store, ttl: DefaultDedupTTL, wait: DefaultDedupWait}
 	if opts != nil {
@@ -118,7 +113,9 @@ func (d *dedup) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 		case "initialize", "server/discover":
 			res, err := next(ctx, method, req)
 			if err == nil {
-				advertise(res)
+				if scope := advertisedScope(req); scope != "" {
+					advertise(res, scope)
+				}
 			}
 			return res, err
 		}
@@ -126,18 +123,36 @@ func (d *dedup) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	}
 }
 
-// advertise adds DedupCapability to a copy of the result's capabilities
-// (the server may share one capabilities value between sessions).
-func advertise(res mcp.Result) {
-	var caps **mcp.ServerCapabilities
+// advertise adds resume.DedupCapability to the capabilities of an
+// initialize or server/discover result.
+func advertise(res mcp.Result, scope string) {
+	value := map[string]any{"meta": resume.IdempotencyKeyMeta, "scope": scope}
 	switch r := res.(type) {
 	case *mcp.InitializeResult:
-		caps = &r.Capabilities
+		advertiseCapability(&r.Capabilities, resume.DedupCapability, value)
 	case *mcp.DiscoverResult:
-		caps = &r.Capabilities
-	default:
-		return
+		advertiseCapability(&r.Capabilities, resume.DedupCapability, value)
 	}
+}
+
+// advertisedScope is the scope in which the calls of the client that sent
+// req will be deduplicated, as the capability states it: "principal" for
+// an authenticated request, "session" for one on a session, and "" for
+// neither (a stateless, unauthenticated client): Dedup would let its
+// calls through, so it is not told that replays are safe.
+func advertisedScope(req mcp.Request) string {
+	if Principal(req) != "" {
+		return resume.DedupScopePrincipal
+	}
+	if s := req.GetSession(); s != nil && s.ID() != "" {
+		return resume.DedupScopeSession
+	}
+	return ""
+}
+
+// advertiseCapability sets an experimental capability in a copy of *caps
+// (the server may share one capabilities value between sessions).
+func advertiseCapability(caps **mcp.ServerCapabilities, name string, value any) {
 	c := mcp.ServerCapabilities{}
 	if *caps != nil {
 		c = **caps
@@ -146,7 +161,7 @@ func advertise(res mcp.Result) {
 	if c.Experimental == nil {
 		c.Experimental = map[string]any{}
 	}
-	c.Experimental[DedupCapability] = map[string]any{"meta": IdempotencyKeyMeta}
+	c.Experimental[name] = value
 	*caps = &c
 }
 
@@ -154,7 +169,7 @@ func (d *dedup) callTool(ctx context.Context, next mcp.MethodHandler, method str
 	if req.Params == nil {
 		return next(ctx, method, req)
 	}
-	key, ok, err := IdempotencyKeyFrom(req.Params.Meta)
+	key, ok, err := resume.IdempotencyKeyFrom(req.Params.Meta)
 	if err != nil {
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: err.Error()}
 	}
@@ -198,7 +213,7 @@ func (d *dedup) callTool(ctx context.Context, next mcp.MethodHandler, method str
 	}
 	for {
 		if prior.Digest != digest {
-			return nil, &jsonrpc.Error{Code: CodeKeyReused, Message: fmt.Sprintf(
+			return nil, &jsonrpc.Error{Code: resume.CodeKeyReused, Message: fmt.Sprintf(
 				"idempotency key %q was already used for a different call (tool %q or its arguments differ); nothing was run", key, req.Params.Name)}
 		}
 		if prior.State == stateDone {
@@ -209,7 +224,7 @@ func (d *dedup) callTool(ctx context.Context, next mcp.MethodHandler, method str
 			return res, nil
 		}
 		if time.Since(prior.Started) >= d.wait {
-			return nil, &jsonrpc.Error{Code: CodeInProgress, Message: fmt.Sprintf(
+			return nil, &jsonrpc.Error{Code: resume.CodeInProgress, Message: fmt.Sprintf(
 				"a call with idempotency key %q started %v ago and has not finished; it was not run again", key, time.Since(prior.Started).Round(time.Millisecond))}
 		}
 		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
@@ -235,18 +250,31 @@ func (d *dedup) runFirst(ctx context.Context, next mcp.MethodHandler, method str
 	res, err := next(ctx, method, req)
 	tr, _ := res.(*mcp.CallToolResult)
 	aborted := ctx.Err() != nil && (err != nil || tr == nil || tr.IsError)
-	if err != nil || tr == nil || aborted {
+	if err != nil || tr == nil || aborted || inputRequired(tr) {
 		// A protocol error means the tool did not run; an execution that
 		// failed because its request was cancelled is taken to have had no
-		// effect. Either way a replay must be free to run it.
+		// effect. Either way a replay must be free to run it. An
+		// input-required result (a multi-round-trip request, SEP-2322) is
+		// not the call's outcome: the client answers it with another round
+		// carrying the same key, which must run, and only the round that
+		// completes the call is stored.
 		_ = d.store.Delete(context.WithoutCancel(ctx), ns, storeKey)
 		return res, err
 	}
 	// If the record cannot be stored, the tool has still run and its answer
 	// still goes to this caller; the claim stays pending, so a replay
-	// answers CodeInProgress and never runs twice.
+	// answers resume.CodeInProgress and never runs twice.
 	_ = d.record(ctx, ns, storeKey, digest, tr)
 	return res, nil
+}
+
+// inputRequired reports whether a tool result asks the client for input
+// (a multi-round-trip "input required" result, SEP-2322) instead of
+// completing the call. Tool handlers mark one by setting InputRequests
+// (an empty map is a load-shedding "retry later"); a decoded one says so
+// with NeedsInput.
+func inputRequired(tr *mcp.CallToolResult) bool {
+	return tr.InputRequests != nil || tr.NeedsInput()
 }
 
 // record stores the result of a first execution for its replays.
@@ -290,7 +318,7 @@ func (d *dedup) scope(ctx context.Context, req *mcp.CallToolRequest) (ns string,
 // hex digits, so nothing a client sends shapes a store key.
 func namespace(kind, id string) string {
 	sum := sha256.Sum256([]byte(kind + "\x00" + id))
-	return "dedup-" + hex.EncodeToString(sum[:16])
+	return internalSessionPrefix + "dedup-" + hex.EncodeToString(sum[:16])
 }
 
 // callDigest identifies a call by its tool name and arguments. Arguments
@@ -374,6 +402,6 @@ func (r record) result() (*mcp.CallToolResult, error) {
 	if res.Meta == nil {
 		res.Meta = mcp.Meta{}
 	}
-	res.Meta[ReplayedMeta] = true
+	res.Meta[resume.ReplayedMeta] = true
 	return &res, nil
 }

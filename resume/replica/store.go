@@ -1,4 +1,4 @@
-package resume
+package replica
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 // fails [ValidateSessionID] with an error matching [ErrInvalidSessionID]
 // (the Redis store does, so that its key layout stays unambiguous).
 //
-// The key [OwnerKey] is reserved for the server half's owner records; it is
-// stored and copied like any other key.
+// Keys starting with [ReservedPrefix] ([OwnerKey], [LineageKey]) are the
+// server half's own records; they are stored and copied like any other key.
 type Store interface {
 	// Get returns the value of key in session, and false when it is absent
 	// or expired.
@@ -49,3 +49,10 @@ type Store interface {
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 }
+
+// DefaultTTL is the session TTL of the stores of the server half (package
+// resume/memstore and resume/redisstore) when they are given none, and of
+// adopted sessions' records: 30 minutes, the SESSION_TTL of the reference
+// Python deployment, so a client that comes back within half an hour finds
+// its state.
+const DefaultTTL = 30 * time.Minute

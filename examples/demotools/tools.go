@@ -3,7 +3,7 @@
 // the production-style server (examples/haserver), so that the failures the
 // tests inject and the ones a real deployment meets hit the same code.
 //
-// Every tool keeps its state in a [resume.Store] under the request's session
+// Every tool keeps its state in a [replica.Store] under the request's session
 // ID, so that resume_session can carry it to a new session on another
 // replica:
 //
@@ -13,7 +13,7 @@
 //   - list_notes: reads the notes (read-only);
 //   - slow_increment {"delay_ms"}: waits, then increments (not idempotent);
 //   - get_server_info: the replica's instance name and the session ID;
-//   - resume_session {"old_session_id"}: see [resume.AddTool].
+//   - resume_session {"old_session_id"}: see [replica.AddTool].
 //
 // The resource [CounterURI] reads the counter and can be subscribed to.
 // Without a session ID (stateless serving) the state lives under the string
@@ -30,7 +30,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/replica"
 )
 
 // CounterURI is the resource that reads the session's counter as text.
@@ -82,7 +82,7 @@ type ServerInfo struct {
 // zero.
 type Options struct {
 	// Store keeps the tools' state.
-	Store resume.Store
+	Store replica.Store
 
 	// Instance names the server in every answer.
 	Instance string
@@ -160,7 +160,7 @@ func Register(server *mcp.Server, opts Options) error {
 		MIMEType: "text/plain",
 	}, t.readCounter)
 	if !opts.NoResumeTool {
-		resume.AddTool(server, opts.Store, &resume.ToolOptions{Instance: opts.Instance})
+		replica.AddTool(server, opts.Store, &replica.ToolOptions{Instance: opts.Instance})
 	}
 	return nil
 }
@@ -202,15 +202,15 @@ func (t *tools) ran(tool string, req *mcp.CallToolRequest) {
 // values returns the state the request works on: its session's (recording
 // its principal as the owner), or without a session the one it names in
 // _meta.
-func (t *tools) values(req mcp.Request, meta mcp.Meta) (*resume.Values, error) {
+func (t *tools) values(req mcp.Request, meta mcp.Meta) (*replica.Values, error) {
 	if req.GetSession().ID() != "" {
-		return resume.SessionValues(t.opts.Store, req)
+		return replica.SessionValues(t.opts.Store, req)
 	}
 	key := StatelessSession
 	if s, ok := meta[MetaSessionKey].(string); ok && s != "" {
 		key = s
 	}
-	return resume.NewValues(t.opts.Store, key)
+	return replica.NewValues(t.opts.Store, key)
 }
 
 func (t *tools) incrementCounter(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, CounterResult, error) {
@@ -244,7 +244,7 @@ func (t *tools) increment(ctx context.Context, req *mcp.CallToolRequest) (Counte
 	if err != nil {
 		return CounterResult{}, err
 	}
-	n, err := resume.UpdateJSON(ctx, v, CounterKey, func(n int, _ bool) (int, error) { return n + 1, nil })
+	n, err := replica.UpdateJSON(ctx, v, CounterKey, func(n int, _ bool) (int, error) { return n + 1, nil })
 	if err != nil {
 		return CounterResult{}, err
 	}
@@ -262,7 +262,7 @@ func (t *tools) getCounter(ctx context.Context, req *mcp.CallToolRequest, _ stru
 	if err != nil {
 		return nil, CounterResult{}, err
 	}
-	n, _, err := resume.GetJSON[int](ctx, v, CounterKey)
+	n, _, err := replica.GetJSON[int](ctx, v, CounterKey)
 	if err != nil {
 		return nil, CounterResult{}, err
 	}
@@ -275,7 +275,7 @@ func (t *tools) addNote(ctx context.Context, req *mcp.CallToolRequest, in noteIn
 	if err != nil {
 		return nil, NotesCountResult{}, err
 	}
-	notes, err := resume.UpdateJSON(ctx, v, NotesKey, func(notes []string, _ bool) ([]string, error) {
+	notes, err := replica.UpdateJSON(ctx, v, NotesKey, func(notes []string, _ bool) ([]string, error) {
 		// A fresh slice each time: fn may run again and must not see its
 		// own earlier append.
 		return append(notes[:len(notes):len(notes)], in.Note), nil
@@ -292,7 +292,7 @@ func (t *tools) listNotes(ctx context.Context, req *mcp.CallToolRequest, _ struc
 	if err != nil {
 		return nil, NotesResult{}, err
 	}
-	notes, _, err := resume.GetJSON[[]string](ctx, v, NotesKey)
+	notes, _, err := replica.GetJSON[[]string](ctx, v, NotesKey)
 	if err != nil {
 		return nil, NotesResult{}, err
 	}
@@ -313,7 +313,7 @@ func (t *tools) readCounter(ctx context.Context, req *mcp.ReadResourceRequest) (
 	if err != nil {
 		return nil, err
 	}
-	n, _, err := resume.GetJSON[int](ctx, v, CounterKey)
+	n, _, err := replica.GetJSON[int](ctx, v, CounterKey)
 	if err != nil {
 		return nil, err
 	}

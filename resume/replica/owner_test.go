@@ -1,4 +1,4 @@
-package resume
+package replica
 
 import (
 	"context"
@@ -13,6 +13,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/memstore"
 )
 
 // authServer serves resume_session and the "put" tool of resumeServer behind
@@ -73,7 +76,7 @@ func connectAs(t *testing.T, url, token string) *mcp.ClientSession {
 }
 
 func TestAddToolOwners(t *testing.T) {
-	store := &copyCounter{Store: NewMemoryStore(0)}
+	store := &copyCounter{Store: memstore.New(0)}
 	url := authServer(t, store)
 	alice := connectAs(t, url, "alice")
 	callTool(t, alice, "put", map[string]any{"key": "a", "value": "1"})
@@ -95,15 +98,15 @@ func TestAddToolOwners(t *testing.T) {
 			{"another principal", "bob", alice.ID(), []string{"refused, nothing copied", "another principal", alice.ID()}},
 			{"no principal", "", alice.ID(), []string{"refused, nothing copied", "another principal", "carries no principal"}},
 			{"token without a user ID", "anonymous", alice.ID(), []string{"refused, nothing copied", "carries no principal"}},
-			{"malformed", "bob", "not a session id", []string{ToolArg, "not allowed"}},
-			{"glob star", "bob", alice.ID()[:4] + "*", []string{ToolArg, `'*'`}},
-			{"glob question mark", "bob", alice.ID()[:len(alice.ID())-1] + "?", []string{ToolArg, `'?'`}},
-			{"glob bracket", "bob", "[A-Z]*", []string{ToolArg, `'['`}},
+			{"malformed", "bob", "not a session id", []string{resume.ToolArg, "not allowed"}},
+			{"glob star", "bob", alice.ID()[:4] + "*", []string{resume.ToolArg, `'*'`}},
+			{"glob question mark", "bob", alice.ID()[:len(alice.ID())-1] + "?", []string{resume.ToolArg, `'?'`}},
+			{"glob bracket", "bob", "[A-Z]*", []string{resume.ToolArg, `'['`}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				cs := connectAs(t, url, tc.caller)
 				before := store.copies.Load()
-				res := callTool(t, cs, ToolName, map[string]any{ToolArg: tc.oldID})
+				res := callTool(t, cs, resume.ToolName, map[string]any{resume.ToolArg: tc.oldID})
 				text := resultText(res)
 				t.Logf("tool error: %s", text)
 				if !res.IsError {
@@ -129,8 +132,8 @@ func TestAddToolOwners(t *testing.T) {
 
 	t.Run("owner resumes", func(t *testing.T) {
 		again := connectAs(t, url, "alice")
-		got := decodeResult(t, callTool(t, again, ToolName, map[string]any{ToolArg: alice.ID()}))
-		if diff := cmp.Diff(Result{Status: StatusResumed, KeysCopied: 2}, got); diff != "" {
+		got := decodeResult(t, callTool(t, again, resume.ToolName, map[string]any{resume.ToolArg: alice.ID()}))
+		if diff := cmp.Diff(resume.Result{Status: resume.StatusResumed, KeysCopied: 2}, got); diff != "" {
 			t.Errorf("answer (-want +got):\n%s", diff)
 		}
 		if diff := cmp.Diff(map[string]string{"a": "1", "b": "2", OwnerKey: "alice"}, dump(t, store, again.ID())); diff != "" {
@@ -141,15 +144,15 @@ func TestAddToolOwners(t *testing.T) {
 	t.Run("unowned session", func(t *testing.T) {
 		// Anyone may copy it, and an authenticated caller owns the result.
 		bob := connectAs(t, url, "bob")
-		got := decodeResult(t, callTool(t, bob, ToolName, map[string]any{ToolArg: open.ID()}))
-		if diff := cmp.Diff(Result{Status: StatusResumed, KeysCopied: 1}, got); diff != "" {
+		got := decodeResult(t, callTool(t, bob, resume.ToolName, map[string]any{resume.ToolArg: open.ID()}))
+		if diff := cmp.Diff(resume.Result{Status: resume.StatusResumed, KeysCopied: 1}, got); diff != "" {
 			t.Errorf("answer (-want +got):\n%s", diff)
 		}
 		if diff := cmp.Diff(map[string]string{"x": "9", OwnerKey: "bob"}, dump(t, store, bob.ID())); diff != "" {
 			t.Errorf("resumed session (-want +got):\n%s", diff)
 		}
 		anon := connectAs(t, url, "")
-		if got := decodeResult(t, callTool(t, anon, ToolName, map[string]any{ToolArg: open.ID()})); got.Status != StatusResumed || got.KeysCopied != 1 {
+		if got := decodeResult(t, callTool(t, anon, resume.ToolName, map[string]any{resume.ToolArg: open.ID()})); got.Status != resume.StatusResumed || got.KeysCopied != 1 {
 			t.Errorf("unauthenticated resume of an unowned session = %+v, want resumed, 1 key", got)
 		}
 		if diff := cmp.Diff(map[string]string{"x": "9"}, dump(t, store, anon.ID())); diff != "" {
@@ -163,7 +166,7 @@ func TestAddToolOwners(t *testing.T) {
 		carol := connectAs(t, url, "carol")
 		mustSet(t, store, carol.ID(), OwnerKey, "mallory")
 		before := store.copies.Load()
-		res := callTool(t, carol, ToolName, map[string]any{ToolArg: open.ID()})
+		res := callTool(t, carol, resume.ToolName, map[string]any{resume.ToolArg: open.ID()})
 		if !res.IsError || !strings.Contains(resultText(res), "is not owned by the caller") {
 			t.Errorf("answer = IsError %v, %q; want a refusal", res.IsError, resultText(res))
 		}
@@ -178,7 +181,7 @@ func TestAddToolOwners(t *testing.T) {
 
 func TestValuesOwner(t *testing.T) {
 	ctx := t.Context()
-	store := NewMemoryStore(0)
+	store := memstore.New(0)
 	alice := &Values{store: store, session: "S1", principal: "alice"}
 	if err := alice.Set(ctx, "k", []byte("v")); err != nil {
 		t.Fatal(err)
@@ -210,6 +213,8 @@ func TestValuesOwner(t *testing.T) {
 			return err
 		}, ErrReservedKey},
 		{"Delete of the owner key", func() error { return nobody.Delete(ctx, OwnerKey) }, ErrReservedKey},
+		{"Set of the lineage key", func() error { return alice.Set(ctx, LineageKey, []byte("S0")) }, ErrReservedKey},
+		{"Set of another reserved key", func() error { return nobody.Set(ctx, ReservedPrefix+"anything", []byte("x")) }, ErrReservedKey},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.write(); !errors.Is(err, tc.want) {
@@ -235,7 +240,7 @@ func TestOwnerOutlivesValues(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := t.Context()
-				store := NewMemoryStore(tc.defaultTTL)
+				store := memstore.New(tc.defaultTTL)
 				v := (&Values{store: store, session: "S1", principal: "alice"}).WithTTL(tc.valuesTTL)
 				if err := v.Set(ctx, "k", []byte("v")); err != nil {
 					t.Fatal(err)

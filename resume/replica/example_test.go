@@ -1,4 +1,4 @@
-package resume_test
+package replica_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/memstore"
+	"github.com/mcpkit/resilience/resume/replica"
 )
 
 type rememberIn struct {
@@ -23,17 +25,17 @@ type recallOut struct {
 
 // newServer is a go-sdk server whose tools keep session state in store:
 // remember saves a text, recall reads it back.
-func newServer(store resume.Store) *mcp.Server {
+func newServer(store replica.Store) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "notes", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "remember"}, func(ctx context.Context, req *mcp.CallToolRequest, in rememberIn) (*mcp.CallToolResult, recallOut, error) {
-		v, err := resume.SessionValues(store, req)
+		v, err := replica.SessionValues(store, req)
 		if err != nil {
 			return nil, recallOut{}, err
 		}
 		return nil, recallOut(in), v.Set(ctx, "text", []byte(in.Text))
 	})
 	mcp.AddTool(s, &mcp.Tool{Name: "recall"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, recallOut, error) {
-		v, err := resume.SessionValues(store, req)
+		v, err := replica.SessionValues(store, req)
 		if err != nil {
 			return nil, recallOut{}, err
 		}
@@ -42,7 +44,7 @@ func newServer(store resume.Store) *mcp.Server {
 	})
 	// The server half of resume: a client that lost its session calls
 	// resume_session on its new one to copy the old one's state.
-	resume.AddTool(s, store, nil)
+	replica.AddTool(s, store, nil)
 	return s
 }
 
@@ -59,7 +61,7 @@ func connect(ctx context.Context, url string) *mcp.ClientSession {
 // was lost resumes the old session's state on its new session; the
 // resilient client does this by itself, here it is by hand.
 func ExampleAddTool() {
-	store := resume.NewMemoryStore(0)
+	store := memstore.New(0)
 	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return newServer(store) }, nil))
 	defer srv.Close()
 	ctx := context.Background()
@@ -91,14 +93,14 @@ func ExampleAddTool() {
 // Dedup runs a tools/call that carries an idempotency key at most once:
 // a replay with the same key gets the stored result.
 func ExampleDedup() {
-	store := resume.NewMemoryStore(0)
+	store := memstore.New(0)
 	runs := 0
 	s := mcp.NewServer(&mcp.Implementation{Name: "once", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "charge"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, map[string]int, error) {
 		runs++
 		return nil, map[string]int{"charged": runs}, nil
 	})
-	s.AddReceivingMiddleware(resume.Dedup(store, 24*time.Hour))
+	s.AddReceivingMiddleware(replica.Dedup(store, 24*time.Hour))
 	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
 	defer srv.Close()
 	ctx := context.Background()

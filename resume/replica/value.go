@@ -1,9 +1,10 @@
-package resume
+package replica
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -17,8 +18,9 @@ import (
 // records the request's [Principal] as the session's owner ([OwnerKey])
 // before each write, so that resume_session refuses to hand the state to
 // anyone else; a write into a session that another principal owns fails with
-// [ErrNotOwner] and writes nothing. The key [OwnerKey] itself cannot be
-// written or deleted through a Values ([ErrReservedKey]).
+// [ErrNotOwner] and writes nothing. The key [OwnerKey] itself, and every
+// other key starting with [ReservedPrefix], cannot be written or deleted
+// through a Values ([ErrReservedKey]).
 //
 // A Values is immutable and safe for concurrent use if its store is; each
 // method's atomicity and errors are those of the Store method it calls.
@@ -32,11 +34,11 @@ type Values struct {
 // SessionValues returns the Values of the session that req arrived on, the
 // usual way for a handler to reach its state:
 //
-//	v, err := resume.SessionValues(store, req)
+//	v, err := SessionValues(store, req)
 //	if err != nil {
 //		return nil, Out{}, err
 //	}
-//	n, err := resume.UpdateJSON(ctx, v, "counter", func(n int, _ bool) (int, error) { return n + 1, nil })
+//	n, err := UpdateJSON(ctx, v, "counter", func(n int, _ bool) (int, error) { return n + 1, nil })
 //
 // When the request carries an authenticated principal ([Principal]), every
 // write through the Values records it as the session's owner.
@@ -67,10 +69,13 @@ func SessionValues(store Store, req mcp.Request) (*Values, error) {
 // caller. It panics if store is nil.
 func NewValues(store Store, session string) (*Values, error) {
 	if store == nil {
-		panic("resume.NewValues: nil store")
+		panic("NewValues: nil store")
 	}
 	if session == "" {
 		return nil, fmt.Errorf("%w: empty session ID", ErrNoSession)
+	}
+	if strings.HasPrefix(session, internalSessionPrefix) {
+		return nil, fmt.Errorf("%w %s: the prefix %q is reserved for the server's own records", ErrInvalidSessionID, quotePrefix(session), internalSessionPrefix)
 	}
 	return &Values{store: store, session: session}, nil
 }
@@ -91,8 +96,8 @@ func (v *Values) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	return v.store.Get(ctx, v.session, key)
 }
 
-// Set stores value under key. It fails with [ErrReservedKey] for
-// [OwnerKey], and with [ErrNotOwner] if another principal owns the session.
+// Set stores value under key. It fails with [ErrReservedKey] for a key
+// starting with [ReservedPrefix], and with [ErrNotOwner] if another principal owns the session.
 func (v *Values) Set(ctx context.Context, key string, value []byte) error {
 	if err := v.beforeWrite(ctx, key); err != nil {
 		return err
@@ -102,7 +107,7 @@ func (v *Values) Set(ctx context.Context, key string, value []byte) error {
 
 // Update atomically replaces the value of key with what fn returns; see
 // [Store.Update]. fn may run more than once and must have no side effects.
-// It fails with [ErrReservedKey] for [OwnerKey], and with [ErrNotOwner] if
+// It fails with [ErrReservedKey] for a key starting with [ReservedPrefix], and with [ErrNotOwner] if
 // another principal owns the session.
 func (v *Values) Update(ctx context.Context, key string, fn func(old []byte, ok bool) ([]byte, error)) ([]byte, error) {
 	if err := v.beforeWrite(ctx, key); err != nil {
@@ -112,7 +117,7 @@ func (v *Values) Update(ctx context.Context, key string, fn func(old []byte, ok 
 }
 
 // Delete removes key. Deleting an absent key is not an error. It fails with
-// [ErrReservedKey] for [OwnerKey], and with [ErrNotOwner] if another
+// [ErrReservedKey] for a key starting with [ReservedPrefix], and with [ErrNotOwner] if another
 // principal owns the session.
 func (v *Values) Delete(ctx context.Context, key string) error {
 	if err := v.beforeWrite(ctx, key); err != nil {
@@ -126,8 +131,8 @@ func (v *Values) Delete(ctx context.Context, key string) error {
 // the value is written, so that no value of an owned session is ever left
 // without its owner record.
 func (v *Values) beforeWrite(ctx context.Context, key string) error {
-	if key == OwnerKey {
-		return fmt.Errorf("%w: %q is where the session's owner is recorded", ErrReservedKey, key)
+	if strings.HasPrefix(key, ReservedPrefix) {
+		return fmt.Errorf("%w: %q starts with %q, which the server half keeps for its own records", ErrReservedKey, key, ReservedPrefix)
 	}
 	if v.principal == "" {
 		return nil

@@ -1,4 +1,4 @@
-package resume
+package replica
 
 import (
 	"errors"
@@ -9,12 +9,17 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpkit/resilience/resume/memstore"
 )
 
 func TestNewValuesNoSession(t *testing.T) {
-	store := NewMemoryStore(0)
+	store := memstore.New(0)
 	if _, err := NewValues(store, ""); !errors.Is(err, ErrNoSession) {
 		t.Errorf("NewValues(empty) = %v, want %v", err, ErrNoSession)
+	}
+	if _, err := NewValues(store, "mcpkit-dedup-0123"); !errors.Is(err, ErrInvalidSessionID) {
+		t.Errorf("NewValues(a deduplication scope) = %v, want %v", err, ErrInvalidSessionID)
 	}
 	if _, err := SessionValues(store, nil); !errors.Is(err, ErrNoSession) {
 		t.Errorf("SessionValues(nil request) = %v, want %v", err, ErrNoSession)
@@ -26,7 +31,7 @@ func TestNewValuesNoSession(t *testing.T) {
 
 func TestValues(t *testing.T) {
 	ctx := t.Context()
-	store := NewMemoryStore(0)
+	store := memstore.New(0)
 	v, err := NewValues(store, "S1")
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +79,7 @@ func TestValues(t *testing.T) {
 
 func TestValuesJSONErrors(t *testing.T) {
 	ctx := t.Context()
-	store := NewMemoryStore(0)
+	store := memstore.New(0)
 	v, err := NewValues(store, "S1")
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +103,7 @@ func TestValuesJSONErrors(t *testing.T) {
 func TestValuesWithTTL(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := t.Context()
-		store := NewMemoryStore(time.Hour)
+		store := memstore.New(time.Hour)
 		v, err := NewValues(store, "S1")
 		if err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package resume
+package memstore
 
 import (
 	"fmt"
@@ -26,7 +26,7 @@ func TestMemoryStoreDefaultTTL(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := t.Context()
-				s := NewMemoryStore(tc.defaultTTL)
+				s := New(tc.defaultTTL)
 				mustSet(t, s, "S1", "set", "v")
 				if _, err := s.Update(ctx, "S1", "upd", -1, func([]byte, bool) ([]byte, error) { return nil, nil }); err != nil {
 					t.Fatal(err)
@@ -51,7 +51,7 @@ func TestMemoryStoreDefaultTTL(t *testing.T) {
 func TestMemoryStoreSweep(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := t.Context()
-		s := NewMemoryStore(time.Minute)
+		s := New(time.Minute)
 		for i := range 10 {
 			mustSet(t, s, fmt.Sprint("dead", i), "k", "v")
 		}
@@ -71,32 +71,11 @@ func TestMemoryStoreSweep(t *testing.T) {
 	})
 }
 
-func mustSet(t *testing.T, s Store, session, key, value string) {
+func mustSet(t *testing.T, s *Store, session, key, value string) {
 	t.Helper()
 	if err := s.Set(t.Context(), session, key, []byte(value), 0); err != nil {
 		t.Fatalf("Set(%q, %q): %v", session, key, err)
 	}
 }
 
-func mustGet(t *testing.T, s Store, session, key string) string {
-	t.Helper()
-	v, ok, err := s.Get(t.Context(), session, key)
-	if err != nil || !ok {
-		t.Fatalf("Get(%q, %q) = _, %v, %v; want present", session, key, ok, err)
-	}
-	return string(v)
-}
-
 // dump returns every key of session with its value.
-func dump(t *testing.T, s Store, session string) map[string]string {
-	t.Helper()
-	keys, err := s.Keys(t.Context(), session)
-	if err != nil {
-		t.Fatalf("Keys(%q): %v", session, err)
-	}
-	m := make(map[string]string)
-	for _, k := range keys {
-		m[k] = mustGet(t, s, session, k)
-	}
-	return m
-}

@@ -1,4 +1,4 @@
-package resume
+package replica
 
 import (
 	"context"
@@ -13,6 +13,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpkit/resilience/resume"
+	"github.com/mcpkit/resilience/resume/memstore"
 )
 
 // copyCounter is a Store that counts Copy calls, to prove that a refused
@@ -79,7 +82,7 @@ func resultText(res *mcp.CallToolResult) string {
 // decodeResult reads the answer from the structured content and checks that
 // the text block says the same, as clients without structured content read
 // the text.
-func decodeResult(t *testing.T, res *mcp.CallToolResult) Result {
+func decodeResult(t *testing.T, res *mcp.CallToolResult) resume.Result {
 	t.Helper()
 	if res.IsError {
 		t.Fatalf("resume_session: tool error %q", resultText(res))
@@ -88,7 +91,7 @@ func decodeResult(t *testing.T, res *mcp.CallToolResult) Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var structured, text Result
+	var structured, text resume.Result
 	if err := json.Unmarshal(raw, &structured); err != nil {
 		t.Fatalf("structured content %s: %v", raw, err)
 	}
@@ -102,7 +105,7 @@ func decodeResult(t *testing.T, res *mcp.CallToolResult) Result {
 }
 
 func TestAddTool(t *testing.T) {
-	store := &copyCounter{Store: NewMemoryStore(0)}
+	store := &copyCounter{Store: memstore.New(0)}
 	url := resumeServer(t, store, &ToolOptions{Instance: "replica-1"})
 	oldSession := connect(t, url)
 	callTool(t, oldSession, "put", map[string]any{"key": "a", "value": "1"})
@@ -114,17 +117,17 @@ func TestAddTool(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		oldID  string
-		want   Result
+		want   resume.Result
 		copies int32
 	}{
-		{"resumed", oldSession.ID(), Result{Status: StatusResumed, KeysCopied: 2, Instance: "replica-1"}, 1},
-		{"resumed again", oldSession.ID(), Result{Status: StatusResumed, KeysCopied: 2, Instance: "replica-1"}, 1},
-		{"same session", newSession.ID(), Result{Status: StatusSameSession, Instance: "replica-1"}, 0},
-		{"not found", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", Result{Status: StatusNotFound, Instance: "replica-1"}, 1},
+		{"resumed", oldSession.ID(), resume.Result{Status: resume.StatusResumed, KeysCopied: 2, Instance: "replica-1"}, 1},
+		{"resumed again", oldSession.ID(), resume.Result{Status: resume.StatusResumed, KeysCopied: 2, Instance: "replica-1"}, 1},
+		{"same session", newSession.ID(), resume.Result{Status: resume.StatusSameSession, Instance: "replica-1"}, 0},
+		{"not found", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", resume.Result{Status: resume.StatusNotFound, Instance: "replica-1"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := store.copies.Load()
-			got := decodeResult(t, callTool(t, newSession, ToolName, map[string]any{ToolArg: tc.oldID}))
+			got := decodeResult(t, callTool(t, newSession, resume.ToolName, map[string]any{resume.ToolArg: tc.oldID}))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("answer (-want +got):\n%s", diff)
 			}
@@ -140,7 +143,7 @@ func TestAddTool(t *testing.T) {
 }
 
 func TestAddToolRejectsBadIDs(t *testing.T) {
-	store := &copyCounter{Store: NewMemoryStore(0)}
+	store := &copyCounter{Store: memstore.New(0)}
 	url := resumeServer(t, store, nil)
 	cs := connect(t, url)
 	// Sessions a pattern would match, had the ID reached a pattern-matching
@@ -148,27 +151,31 @@ func TestAddToolRejectsBadIDs(t *testing.T) {
 	mustSet(t, store, "AB", "k", "v")
 	mustSet(t, store, "ABC", "k", "v")
 	mustSet(t, store, "a", "k", "v")
+	mustSet(t, store, "mcpkit-dedup-0123", "k", "v")
+	mustSet(t, store, "mcpkit-session-AB", "k", "v")
 
 	for _, tc := range []struct {
 		name     string
 		args     map[string]any
 		wantText []string // substrings of the tool error
 	}{
-		{"star", map[string]any{ToolArg: "*"}, []string{ToolArg, `"*"`, "not allowed"}},
-		{"question mark", map[string]any{ToolArg: "AB?"}, []string{ToolArg, `"AB?"`, `'?'`}},
-		{"colon", map[string]any{ToolArg: "a:b"}, []string{ToolArg, `"a:b"`, `':'`}},
-		{"brackets", map[string]any{ToolArg: "AB[C]"}, []string{ToolArg, `'['`}},
-		{"braces", map[string]any{ToolArg: "{AB}"}, []string{ToolArg, `'{'`}},
-		{"space", map[string]any{ToolArg: "AB C"}, []string{ToolArg, `' '`}},
-		{"newline", map[string]any{ToolArg: "AB\n"}, []string{ToolArg, `'\n'`}},
-		{"non-ASCII", map[string]any{ToolArg: "ABé"}, []string{ToolArg, `'é'`}},
-		{"empty", map[string]any{ToolArg: ""}, []string{ToolArg, "empty"}},
-		{"200 characters", map[string]any{ToolArg: strings.Repeat("A", 200)}, []string{ToolArg, "200 bytes", "at most 128"}},
-		{"missing", map[string]any{}, []string{ToolArg}},
-		{"not a string", map[string]any{ToolArg: 42}, []string{ToolArg}},
+		{"star", map[string]any{resume.ToolArg: "*"}, []string{resume.ToolArg, `"*"`, "not allowed"}},
+		{"question mark", map[string]any{resume.ToolArg: "AB?"}, []string{resume.ToolArg, `"AB?"`, `'?'`}},
+		{"colon", map[string]any{resume.ToolArg: "a:b"}, []string{resume.ToolArg, `"a:b"`, `':'`}},
+		{"brackets", map[string]any{resume.ToolArg: "AB[C]"}, []string{resume.ToolArg, `'['`}},
+		{"braces", map[string]any{resume.ToolArg: "{AB}"}, []string{resume.ToolArg, `'{'`}},
+		{"space", map[string]any{resume.ToolArg: "AB C"}, []string{resume.ToolArg, `' '`}},
+		{"newline", map[string]any{resume.ToolArg: "AB\n"}, []string{resume.ToolArg, `'\n'`}},
+		{"non-ASCII", map[string]any{resume.ToolArg: "ABé"}, []string{resume.ToolArg, `'é'`}},
+		{"empty", map[string]any{resume.ToolArg: ""}, []string{resume.ToolArg, "empty"}},
+		{"200 characters", map[string]any{resume.ToolArg: strings.Repeat("A", 200)}, []string{resume.ToolArg, "200 bytes", "at most 128"}},
+		{"missing", map[string]any{}, []string{resume.ToolArg}},
+		{"not a string", map[string]any{resume.ToolArg: 42}, []string{resume.ToolArg}},
+		{"a deduplication scope", map[string]any{resume.ToolArg: "mcpkit-dedup-0123"}, []string{resume.ToolArg, "reserved"}},
+		{"an adopted session's record", map[string]any{resume.ToolArg: "mcpkit-session-AB"}, []string{resume.ToolArg, "reserved"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := callTool(t, cs, ToolName, tc.args)
+			res := callTool(t, cs, resume.ToolName, tc.args)
 			if !res.IsError {
 				t.Fatalf("IsError = false, want true; content %q", resultText(res))
 			}
@@ -193,7 +200,7 @@ func TestAddToolRejectsBadIDs(t *testing.T) {
 }
 
 func TestAddToolStateless(t *testing.T) {
-	store := &copyCounter{Store: NewMemoryStore(0)}
+	store := &copyCounter{Store: memstore.New(0)}
 	server := mcp.NewServer(&mcp.Implementation{Name: "resume-test", Version: "1"}, nil)
 	AddTool(server, store, nil)
 	// In-memory transports carry no session ID, like every stateless
@@ -210,7 +217,7 @@ func TestAddToolStateless(t *testing.T) {
 	}
 	defer cs.Close()
 
-	res := callTool(t, cs, ToolName, map[string]any{ToolArg: "ABCDEF"})
+	res := callTool(t, cs, resume.ToolName, map[string]any{resume.ToolArg: "ABCDEF"})
 	if !res.IsError || !strings.Contains(resultText(res), "resume_session needs a stateful session") {
 		t.Errorf("answer = IsError %v, %q; want a tool error saying it needs a stateful session", res.IsError, resultText(res))
 	}
@@ -221,27 +228,27 @@ func TestAddToolStateless(t *testing.T) {
 
 func TestAddToolStoreError(t *testing.T) {
 	errDown := errors.New("store is down")
-	store := &copyCounter{Store: NewMemoryStore(0), err: errDown}
+	store := &copyCounter{Store: memstore.New(0), err: errDown}
 	cs := connect(t, resumeServer(t, store, nil))
-	res := callTool(t, cs, ToolName, map[string]any{ToolArg: "ABCDEF"})
+	res := callTool(t, cs, resume.ToolName, map[string]any{resume.ToolArg: "ABCDEF"})
 	if !res.IsError || !strings.Contains(resultText(res), errDown.Error()) {
 		t.Errorf("answer = IsError %v, %q; want a tool error with %q", res.IsError, resultText(res), errDown)
 	}
 }
 
 func TestAddToolDefinition(t *testing.T) {
-	cs := connect(t, resumeServer(t, NewMemoryStore(0), nil))
+	cs := connect(t, resumeServer(t, memstore.New(0), nil))
 	var tool *mcp.Tool
 	for tl, err := range cs.Tools(t.Context(), nil) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tl.Name == ToolName {
+		if tl.Name == resume.ToolName {
 			tool = tl
 		}
 	}
 	if tool == nil {
-		t.Fatalf("tools/list has no %s", ToolName)
+		t.Fatalf("tools/list has no %s", resume.ToolName)
 	}
 	if a := tool.Annotations; a == nil || a.ReadOnlyHint || !a.IdempotentHint {
 		t.Errorf("annotations = %+v, want readOnlyHint false and idempotentHint true", a)
@@ -259,10 +266,10 @@ func TestAddToolDefinition(t *testing.T) {
 	if err := json.Unmarshal(schema, &in); err != nil {
 		t.Fatal(err)
 	}
-	if p, ok := in.Properties[ToolArg]; !ok || p.Type != "string" || len(in.Properties) != 1 {
-		t.Errorf("input schema %s: want exactly one string property %q", schema, ToolArg)
+	if p, ok := in.Properties[resume.ToolArg]; !ok || p.Type != "string" || len(in.Properties) != 1 {
+		t.Errorf("input schema %s: want exactly one string property %q", schema, resume.ToolArg)
 	}
-	if diff := cmp.Diff([]string{ToolArg}, in.Required); diff != "" {
+	if diff := cmp.Diff([]string{resume.ToolArg}, in.Required); diff != "" {
 		t.Errorf("required arguments (-want +got):\n%s", diff)
 	}
 	if tool.OutputSchema == nil {
@@ -273,16 +280,16 @@ func TestAddToolDefinition(t *testing.T) {
 // TestAddToolWithResumer checks that the client half understands the server
 // half.
 func TestAddToolWithResumer(t *testing.T) {
-	store := NewMemoryStore(0)
+	store := memstore.New(0)
 	url := resumeServer(t, store, &ToolOptions{Instance: "replica-1"})
 	oldSession := connect(t, url)
 	callTool(t, oldSession, "put", map[string]any{"key": "a", "value": "1"})
 	newSession := connect(t, url)
-	got, err := Tool{}.Resume(t.Context(), newSession, oldSession.ID())
+	got, err := resume.Tool{}.Resume(t.Context(), newSession, oldSession.ID())
 	if err != nil {
 		t.Fatalf("Resume: %v", err)
 	}
-	if diff := cmp.Diff(Result{Status: StatusResumed, KeysCopied: 1, Instance: "replica-1"}, got); diff != "" {
+	if diff := cmp.Diff(resume.Result{Status: resume.StatusResumed, KeysCopied: 1, Instance: "replica-1"}, got); diff != "" {
 		t.Errorf("Resume (-want +got):\n%s", diff)
 	}
 }
@@ -294,7 +301,7 @@ func TestAddToolPanicsOnNil(t *testing.T) {
 		server *mcp.Server
 		store  Store
 	}{
-		{"nil server", nil, NewMemoryStore(0)},
+		{"nil server", nil, memstore.New(0)},
 		{"nil store", server, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -306,58 +313,6 @@ func TestAddToolPanicsOnNil(t *testing.T) {
 			AddTool(tc.server, tc.store, nil)
 		})
 	}
-}
-
-func TestValidateSessionID(t *testing.T) {
-	for _, tc := range []struct {
-		id string
-		ok bool
-	}{
-		{"ABCDEFGHIJKLMNOPQRSTUVWXYZ", true},
-		{"234567", true},
-		{"0c1d2e3f-aaaa-bbbb-cccc-0123456789ab", true},
-		{"snake_case-and-dash", true},
-		{strings.Repeat("A", maxSessionIDLen), true},
-		{strings.Repeat("A", maxSessionIDLen+1), false},
-		{"", false},
-		{"*", false},
-		{"A?", false},
-		{"A[B]", false},
-		{"{A}", false},
-		{"a:b", false},
-		{"a b", false},
-		{"a\tb", false},
-		{"a\x00b", false},
-		{"a/b", false},
-		{"a.b", false},
-		{"ÅB", false},
-	} {
-		err := ValidateSessionID(tc.id)
-		if (err == nil) != tc.ok {
-			t.Errorf("ValidateSessionID(%q) = %v, want ok=%v", tc.id, err, tc.ok)
-		}
-		if err != nil && !errors.Is(err, ErrInvalidSessionID) {
-			t.Errorf("ValidateSessionID(%q) = %v, want an error matching ErrInvalidSessionID", tc.id, err)
-		}
-	}
-}
-
-func FuzzValidateSessionID(f *testing.F) {
-	for _, s := range []string{"ABCDEFGHIJKLMNOPQRSTUVWXYZ", "a:b", "*", "", "é", strings.Repeat("z", 129)} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, id string) {
-		err := ValidateSessionID(id)
-		valid := id != "" && len(id) <= maxSessionIDLen && strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == ""
-		if (err == nil) != valid {
-			t.Errorf("ValidateSessionID(%q) = %v, want ok=%v", id, err, valid)
-		}
-		// 40 bytes of id at most, each quoted as \xNN at worst, plus the
-		// sentence around them.
-		if err != nil && len(err.Error()) > 320 {
-			t.Errorf("error for %q is %d bytes long", id, len(err.Error()))
-		}
-	})
 }
 
 // putServer is an MCP server with resume_session and a tool "put" that

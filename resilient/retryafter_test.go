@@ -1,0 +1,97 @@
+package resilient_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpkit/resilience/resilient"
+	"github.com/mcpkit/resilience/retry"
+)
+
+// handlerRT serves HTTP requests by calling a handler in process, so that
+// a streamable HTTP client runs inside a synctest bubble; while refuse is
+// positive, POSTs are answered 503 with a Retry-After header instead.
+type handlerRT struct {
+	h          http.Handler
+	refuse     atomic.Int32
+	retryAfter string
+}
+
+func (rt *handlerRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost && rt.refuse.Add(-1) >= 0 {
+		return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 Service Unavailable",
+			Header: http.Header{"Retry-After": {rt.retryAfter}}, Body: io.NopCloser(strings.NewReader("")), Request: req}, nil
+	}
+	rec := httptest.NewRecorder()
+	rt.h.ServeHTTP(rec, req)
+	return rec.Result(), nil
+}
+
+func retryAfterClient(t *testing.T, retryAfter string, opts *resilient.Options) (*resilient.Client, *handlerRT) {
+	t.Helper()
+	srv := echoServer()
+	rt := &handlerRT{retryAfter: retryAfter,
+		h: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{JSONResponse: true})}
+	factory := resilient.StreamableHTTPTransport(mcp.StreamableClientTransport{
+		Endpoint: "http://mcp.test/mcp", HTTPClient: &http.Client{Transport: rt}, DisableStandaloneSSE: true})
+	c, err := resilient.Connect(context.Background(), newClient(), factory, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, rt
+}
+
+// A 503 with Retry-After is waited out, longer than the policy's backoff,
+// and the call then succeeds on the same session.
+func TestRetryAfterHonoured(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, rt := retryAfterClient(t, "3", nil)
+		rt.refuse.Store(1)
+		start := time.Now()
+		if _, err := c.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}}); err != nil {
+			t.Fatalf("call refused once with Retry-After: %v", err)
+		}
+		if d := time.Since(start); d < 3*time.Second {
+			t.Errorf("sent again after %v, want the server's Retry-After of 3s", d)
+		}
+		if s := c.Stats(); s.Reconnects != 0 || s.Retries != 1 {
+			t.Errorf("Stats = %+v, want one retry on the same session", s)
+		}
+	})
+}
+
+// A Retry-After beyond the call's bounds ends the call at once, saying so.
+func TestRetryAfterBeyondBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, rt := retryAfterClient(t, "60", &resilient.Options{Retry: retry.Policy{MaxElapsed: 10 * time.Second}})
+		rt.refuse.Store(1)
+		start := time.Now()
+		_, err := c.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}})
+		var ee *retry.ExhaustedError
+		if !errors.As(err, &ee) || !strings.Contains(ee.Reason, "Retry-After") {
+			t.Fatalf("err = %v, want ErrExhausted naming Retry-After", err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("returned after %v, want at once", d)
+		}
+		// The caller's own deadline, shorter than Retry-After, ends the
+		// call with the bare context error, at once too.
+		rt.refuse.Store(1)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}}); err != context.DeadlineExceeded {
+			t.Errorf("err = %v, want context.DeadlineExceeded", err)
+		}
+	})
+}
