@@ -13,9 +13,10 @@
 //	if err := resilientotel.Instrument(opts); err != nil { ... }
 //	c, err := resilient.Connect(ctx, client, resilient.StreamableHTTP(url, nil), opts)
 //
-// On a go-sdk server, outermost:
+// On a go-sdk server, outermost (replica is
+// github.com/mcpkit/resilience/resume/replica):
 //
-//	server.AddReceivingMiddleware(resilientotel.ServerMiddleware(), resume.Dedup(store, ttl))
+//	server.AddReceivingMiddleware(resilientotel.ServerMiddleware(), replica.Dedup(store, ttl))
 //
 // Both use OpenTelemetry's global TracerProvider, MeterProvider and
 // propagator unless given [WithTracerProvider], [WithMeterProvider] and
@@ -121,7 +122,7 @@
 //
 // [ServerMiddleware] starts a SERVER span per request it receives (not
 // for notifications), named and attributed as on the client, and records
-// mcp.server.operation.duration. A result that resume.Dedup answered from
+// mcp.server.operation.duration. A result that replica.Dedup answered from
 // its store instead of running the tool (its _meta has
 // [resume.ReplayedMeta] = true) is marked mcpkit.dedup.replayed = true: put
 // the middleware before Dedup in AddReceivingMiddleware (outermost) to see

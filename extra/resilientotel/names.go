@@ -59,7 +59,7 @@ const (
 	// breaker change: "closed", "half-open", "open".
 	BreakerFromKey = attribute.Key("mcpkit.breaker.from")
 	BreakerToKey   = attribute.Key("mcpkit.breaker.to")
-	// ReplayedKey is true on a server span whose result resume.Dedup
+	// ReplayedKey is true on a server span whose result replica.Dedup
 	// answered from its store (the result's _meta carries
 	// resume.ReplayedMeta) instead of running the tool.
 	ReplayedKey = attribute.Key("mcpkit.dedup.replayed")

@@ -13,7 +13,7 @@ import (
 	"github.com/mcpkit/resilience/resume"
 )
 
-// replayMarker stands for resume.Dedup answering every "add" from its
+// replayMarker stands for replica.Dedup answering every "add" from its
 // store: it marks the result as Dedup does.
 func replayMarker(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {

@@ -108,8 +108,9 @@ type addOut struct {
 }
 
 // newServer is an MCP server with tool add and a resume_session tool. A
-// real server would use resume.AddTool with a shared store and
-// resume.Dedup; this one only answers that it copied one key.
+// real server would use replica.AddTool with a shared store and
+// replica.Dedup (package github.com/mcpkit/resilience/resume/replica);
+// this one only answers that it copied one key.
 func newServer() *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "tracedfailover-server", Version: "1"}, nil)
 	s.AddReceivingMiddleware(resilientotel.ServerMiddleware())
