@@ -104,9 +104,16 @@
 // server that installs replica.Dedup stores each result under its key and
 // advertises it; on such a server a
 // tools/call whose outcome is unknown is replayed, and the replay returns
-// the first execution's result instead of running again. The client counts
-// on this only while its server-side state lineage is unbroken (every
+// the first execution's result instead of running again. The client
+// trusts the scope the server advertises: keys kept per authenticated
+// principal hold on any session (stateless 2026-07-28 ones included); keys
+// kept per session lineage only while the lineage is unbroken (every
 // reconnect since the call started resumed the old state).
+//
+// On a server that advertises session adoption ([resume.AdoptCapability]:
+// every replica serves every session), a dropped connection does not lose
+// the session: the client keeps it, and sends a call again on it only when
+// that is safe.
 //
 // # Sessions and state
 //
