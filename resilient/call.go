@@ -175,7 +175,7 @@ func (cl *call) end() {
 func (cl *call) facts(attempt int, cur *conn, pr *probe, err error) retry.Attempt {
 	c := cl.c
 	class := retry.Classify(err)
-	c.settle(class, err)
+	c.settle(class, err, attempt > 1)
 	if class == retry.OK {
 		return retry.Attempt{}
 	}
@@ -224,10 +224,15 @@ func (cl *call) reconnected(in retry.Attempt, rerr error) retry.Attempt {
 		in.Closed = true
 		return in
 	}
-	if _, known := c.hints(cl.o.tool); !known && cl.o.tool != "" {
-		c.refreshTools(cl.waits(), next)
-	}
 	in.Call = c.describe(cl.o, next, cl.lineage)
+	// The tool's annotations matter only to a call that may have run and
+	// has no other ground for a replay: fetch them only then.
+	if cl.o.tool != "" && !in.ProvedNotRun() && !in.Call.Dedup && in.Override.Replay == retry.ReplayDefault {
+		if _, known := c.hints(cl.o.tool); !known {
+			c.refreshTools(cl.waits(), next)
+			in.Call = c.describe(cl.o, next, cl.lineage)
+		}
+	}
 	return in
 }
 
@@ -438,11 +443,13 @@ func (c *Client) cancelAttempts() {
 }
 
 // settle records an attempt's outcome with the breaker and the budget.
-// Only failures that show the server unreachable or refusing count
-// against them; an answer from the server counts for them. When a failure
-// opens the breaker and no reconnect is running, one starts: it is the
-// probe that closes the breaker again.
-func (c *Client) settle(class retry.Class, err error) {
+// Failures that show the server unreachable or refusing count against
+// both; a re-sent call that fails again (a lost session once more, a drop)
+// costs a budget token too, so that a balancer that keeps losing sessions
+// cannot loop its callers; an answer from the server counts for them. When
+// a failure opens the breaker and no reconnect is running, one starts: it
+// is the probe that closes the breaker again.
+func (c *Client) settle(class retry.Class, err error, resent bool) {
 	switch class {
 	case retry.OK, retry.Protocol:
 		c.budget.Success()
@@ -467,6 +474,10 @@ func (c *Client) settle(class retry.Class, err error) {
 		}
 		c.mu.Unlock()
 		c.emitTransition(t)
+	case retry.SessionClosed, retry.SessionLost, retry.Ambiguous:
+		if resent {
+			c.budget.Failure()
+		}
 	}
 }
 

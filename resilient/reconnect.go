@@ -50,13 +50,11 @@ func (c *Client) waitFlight(wctx context.Context, f *flight) error {
 }
 
 // startFlightLocked starts the reconnect of the current session. c.mu must
-// be held; the reconnect costs a token of the retry budget, so that a
-// balancer that keeps losing sessions cannot loop callers forever.
+// be held.
 func (c *Client) startFlightLocked(cause error) *flight {
 	old := c.cur
 	f := &flight{done: make(chan struct{}), info: ReconnectInfo{Start: time.Now(), OldSessionID: old.cs.ID()}}
 	c.flight = f
-	c.budget.Failure()
 	c.emit(Event{Kind: EventReconnectStarted, OldSessionID: old.cs.ID(), Generation: old.gen, Err: cause})
 	c.log.Info("reconnecting", zap.String("session_id", old.cs.ID()), zap.Uint64("generation", old.gen), zap.Error(cause))
 	c.wg.Add(1)

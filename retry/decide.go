@@ -252,6 +252,11 @@ func decide(a Attempt) Decision {
 	return Decision{Action: ActBackoff}
 }
 
+// ProvedNotRun reports whether the attempt provably did not run its call:
+// the evidence the rule goes by, for callers gathering facts (whether the
+// tool's annotations are worth fetching, say).
+func (a Attempt) ProvedNotRun() bool { return provedNotRun(a) }
+
 // provedNotRun reports whether the attempt provably did not run its call.
 // The transport's evidence wins over the error's text.
 func provedNotRun(a Attempt) bool {
