@@ -40,7 +40,10 @@ func run[R any](ctx context.Context, c *Client, o op, f attemptFunc[R]) (R, erro
 	if c.hooks.Call == nil {
 		return runWith(ctx, c, o, ov, f, nil)
 	}
-	info := &CallInfo{Method: o.method, Tool: o.tool}
+	info := &CallInfo{Method: o.method, Tool: o.tool, ProtocolVersion: c.sessionOpts.ProtocolVersion}
+	c.mu.Lock()
+	info.SessionID, info.ServerAddress, info.ServerPort = c.cur.cs.ID(), c.cur.host, c.cur.port
+	c.mu.Unlock()
 	var res R
 	err := c.hooks.Call(ctx, info, func(ctx context.Context) error {
 		var err error

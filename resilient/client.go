@@ -185,8 +185,8 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		c.budget = b
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	if opts.OnEvent != nil {
-		c.events = newEventQueue(opts.OnEvent)
+	if fn := eventFunc(opts.Hooks.Event, opts.OnEvent); fn != nil {
+		c.events = newEventQueue(fn)
 		go c.events.run(c.deliver)
 	}
 

@@ -114,3 +114,18 @@ func (c *Client) deliver(fn func(Event), ev Event) {
 	}()
 	fn(ev)
 }
+
+// eventFunc returns the function that receives events: the hook's, then
+// the application's; nil when there is neither.
+func eventFunc(hook, app func(Event)) func(Event) {
+	switch {
+	case hook == nil:
+		return app
+	case app == nil:
+		return hook
+	}
+	return func(ev Event) {
+		hook(ev)
+		app(ev)
+	}
+}

@@ -17,8 +17,8 @@ import (
 // github.com/mcpkit/resilience/extra/resilientotel implements them with
 // OpenTelemetry.
 //
-// Hooks run on the goroutine of the call, synchronously: they must be
-// quick, safe for concurrent use, and must not call the client.
+// Call and Attempt run on the goroutine of the call, synchronously: they
+// must be quick, safe for concurrent use, and must not call the client.
 type Hooks struct {
 	// Call wraps each call made through the client's methods: all its
 	// attempts, waits and replays. It must call next exactly once, with
@@ -33,6 +33,12 @@ type Hooks struct {
 	// context: "traceparent", "tracestate"); the caller's params are never
 	// changed. After next returns, info.Class is the attempt's outcome.
 	Attempt func(ctx context.Context, info *AttemptInfo, next func(context.Context) error) error
+
+	// Event receives every [Event], as Options.OnEvent does and before it,
+	// on the same goroutine and in the same order: instrumentation counts
+	// reconnects and breaker changes here, leaving OnEvent to the
+	// application.
+	Event func(Event)
 }
 
 // CallInfo describes one call, for [Hooks].Call.
@@ -40,6 +46,12 @@ type CallInfo struct {
 	// Method is the JSON-RPC method ("tools/call"); Tool the tool's name,
 	// for tools/call.
 	Method, Tool string
+	// SessionID, ProtocolVersion, ServerAddress and ServerPort describe
+	// the session in use when the call started (see [AttemptInfo]): known
+	// even for a call refused before any attempt (an open breaker).
+	SessionID, ProtocolVersion string
+	ServerAddress              string
+	ServerPort                 int
 	// Result is the call's result once next returned nil: a
 	// *mcp.CallToolResult for tools/call, the SDK's result type of each
 	// other method, nil for methods without one (ping).

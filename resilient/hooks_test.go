@@ -77,8 +77,9 @@ func TestHooksSeeFailover(t *testing.T) {
 		t.Fatalf("%d calls seen, want 2", len(log.calls))
 	}
 	call := log.calls[1]
-	if call.Method != "tools/call" || call.Tool != "increment_counter" || call.Attempts != 2 || call.Replays != 1 {
-		t.Errorf("call info = %+v, want tools/call increment_counter, 2 attempts, 1 replay", call)
+	if call.Method != "tools/call" || call.Tool != "increment_counter" || call.Attempts != 2 || call.Replays != 1 ||
+		call.SessionID != oldID || call.ServerAddress != "127.0.0.1" || call.ServerPort == 0 || call.ProtocolVersion == "" {
+		t.Errorf("call info = %+v, want tools/call increment_counter started on %s, 2 attempts, 1 replay", call, oldID)
 	}
 	if _, ok := call.Result.(*mcp.CallToolResult); !ok {
 		t.Errorf("call info Result = %T, want *mcp.CallToolResult", call.Result)
@@ -113,5 +114,34 @@ func TestHooksSeeErrors(t *testing.T) {
 	defer log.mu.Unlock()
 	if len(log.calls) != 1 || log.calls[0].Result != nil || log.calls[0].Attempts != 1 {
 		t.Errorf("call info = %+v, want 1 attempt and no result", log.calls)
+	}
+}
+
+// The Event hook receives every event before OnEvent, in the same order.
+func TestHooksEventBeforeOnEvent(t *testing.T) {
+	cl := startCluster(t, nil)
+	var mu sync.Mutex
+	var got []string
+	record := func(who string) func(resilient.Event) {
+		return func(ev resilient.Event) {
+			mu.Lock()
+			got = append(got, who+" "+ev.Kind.String())
+			mu.Unlock()
+		}
+	}
+	c, _ := connect(t, cl, &resilient.Options{Hooks: resilient.Hooks{Event: record("hook")}, OnEvent: record("app")})
+	cl.Expire(c.ID())
+	mustCounter(t, c, "get_counter")
+	_ = c.Close() // delivers what is queued
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) < 4 || len(got)%2 != 0 {
+		t.Fatalf("events %v, want each twice", got)
+	}
+	for i := 0; i < len(got); i += 2 {
+		if got[i][:5] != "hook " || got[i+1] != "app "+got[i][5:] {
+			t.Errorf("events %v: want each to the hook, then to OnEvent", got)
+			break
+		}
 	}
 }

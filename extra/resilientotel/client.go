@@ -19,12 +19,13 @@ import (
 )
 
 // Instrument makes a [resilient.Client] connected with opts trace and
-// measure its calls: it sets opts.Hooks and opts.OnEvent. Hooks and an
-// OnEvent already set are kept: the instrumentation wraps the Hooks (they
-// run inside the call and attempt spans, so they see them in their
-// context) and calls the old OnEvent after its own work on each event. Set
-// Hooks and OnEvent before calling Instrument, and call it once per
-// Options: a second call instruments twice.
+// measure its calls: it sets opts.Hooks (Call, Attempt and Event).
+// Hooks already set are kept: the instrumentation wraps Call and Attempt
+// (they run inside the call and attempt spans, so they see them in their
+// context) and calls an Event hook already set after its own work on each
+// event. opts.OnEvent is the application's and is left alone. Set Hooks
+// before calling Instrument, and call it once per Options: a second call
+// instruments twice.
 //
 // The tracer, meter and propagator come from options; each defaults to
 // OpenTelemetry's global one at the time of the call. What is recorded is
@@ -42,14 +43,12 @@ func Instrument(opts *resilient.Options, options ...Option) error {
 		return err
 	}
 	prev := opts.Hooks
-	opts.Hooks = resilient.Hooks{Call: ci.callHook(prev.Call), Attempt: ci.attemptHook(prev.Attempt)}
-	prevEvent := opts.OnEvent
-	opts.OnEvent = func(ev resilient.Event) {
+	opts.Hooks = resilient.Hooks{Call: ci.callHook(prev.Call), Attempt: ci.attemptHook(prev.Attempt), Event: func(ev resilient.Event) {
 		ci.event(ev)
-		if prevEvent != nil {
-			prevEvent(ev)
+		if prev.Event != nil {
+			prev.Event(ev)
 		}
-	}
+	}}
 	return nil
 }
 
@@ -149,7 +148,10 @@ func (ci *clientInstr) callHook(inner func(context.Context, *resilient.CallInfo,
 		ctx, span := ci.tracer.Start(ctx, spanName(info.Method, info.Tool),
 			trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(start),
 			trace.WithAttributes(methodAttrs(info.Method, info.Tool, 0)...))
-		st := &callState{}
+		// What the attempts see replaces what the call saw at its start
+		// (a reconnect may change the session).
+		st := &callState{sessionID: info.SessionID, protocolVersion: info.ProtocolVersion,
+			serverAddress: info.ServerAddress, serverPort: info.ServerPort}
 		ctx = context.WithValue(ctx, callStateKey{}, st)
 		var err error
 		if inner != nil {
@@ -271,7 +273,7 @@ func (ci *clientInstr) reconnectSpan(ctx context.Context, r *resilient.Reconnect
 	span.End(trace.WithTimestamp(end))
 }
 
-// event records what only OnEvent reports: each reconnect once (a
+// event records what only the events report: each reconnect once (a
 // reconnect serves every call that waited for it, so counting from the
 // calls would count it again for each), and breaker changes, which belong
 // to no call.

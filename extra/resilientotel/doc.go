@@ -84,9 +84,9 @@
 // A circuit breaker change belongs to no call: it is a span of its own,
 // "mcpkit.breaker" (INTERNAL, the root of its own trace, zero length at the
 // change's time), with mcpkit.breaker.from and mcpkit.breaker.to
-// ("closed", "half-open", "open"). It comes from [resilient.Options].OnEvent,
-// which the client calls on a goroutine of its own, shortly after the
-// change.
+// ("closed", "half-open", "open"). It comes from the Event hook
+// ([resilient.Hooks]), which the client calls on a goroutine of its own,
+// shortly after the change.
 //
 // Tool arguments and results are never recorded.
 //
@@ -105,7 +105,7 @@
 //	                                                                      mcp.protocol.version, error.type
 //
 // The duration histograms use the buckets the conventions advise (10ms to
-// 300s). Reconnects are counted once each, from OnEvent, however many calls
+// 300s). Reconnects are counted once each, from the Event hook, however many calls
 // waited for them. Session IDs are never metric attributes.
 //
 // # Propagation

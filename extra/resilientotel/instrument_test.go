@@ -69,7 +69,8 @@ func TestInstrumentNilOptions(t *testing.T) {
 	}
 }
 
-// Hooks and OnEvent set before Instrument keep working, inside the spans.
+// Hooks set before Instrument keep working, inside the spans; OnEvent is
+// left to the application.
 func TestInstrumentChains(t *testing.T) {
 	rec := newRecorder()
 	var order []string
@@ -89,8 +90,8 @@ func TestInstrumentChains(t *testing.T) {
 				order = append(order, "user attempt")
 				return next(ctx)
 			},
+			Event: func(ev resilient.Event) { order = append(order, "user event "+ev.Kind.String()) },
 		},
-		OnEvent: func(ev resilient.Event) { order = append(order, "user event "+ev.Kind.String()) },
 	}
 	if err := Instrument(opts, rec.opts...); err != nil {
 		t.Fatal(err)
@@ -106,7 +107,10 @@ func TestInstrumentChains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.OnEvent(resilient.Event{Kind: resilient.EventReconnected})
+	if opts.OnEvent != nil {
+		t.Error("Instrument set OnEvent, the application's")
+	}
+	opts.Hooks.Event(resilient.Event{Kind: resilient.EventReconnected})
 	want := "user call, user attempt, send, user event reconnected"
 	if got := strings.Join(order, ", "); got != want {
 		t.Errorf("order: %s; want %s", got, want)
@@ -203,8 +207,8 @@ func TestBreakerEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().Add(-time.Second)
-	opts.OnEvent(resilient.Event{Kind: resilient.EventBreakerStateChanged, Time: at, From: "closed", To: "open"})
-	opts.OnEvent(resilient.Event{Kind: resilient.EventReconnectFailed, Err: resilient.ErrClosed})
+	opts.Hooks.Event(resilient.Event{Kind: resilient.EventBreakerStateChanged, Time: at, From: "closed", To: "open"})
+	opts.Hooks.Event(resilient.Event{Kind: resilient.EventReconnectFailed, Err: resilient.ErrClosed})
 	spans := rec.spans.Ended()
 	if len(spans) != 1 || spans[0].Name() != BreakerSpanName || !spans[0].StartTime().Equal(at) ||
 		attrValue(spans[0].Attributes(), BreakerFromKey) != "closed" || attrValue(spans[0].Attributes(), BreakerToKey) != "open" {
