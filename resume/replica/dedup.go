@@ -38,6 +38,10 @@ type DedupOptions struct {
 	// running before it answers resume.CodeInProgress. 0 means DefaultDedupWait
 	// (30s).
 	Wait time.Duration
+
+	// waiting, set by tests, is called when a replay starts waiting for a
+	// first execution still running.
+	waiting func()
 }
 
 // Dedup returns go-sdk server middleware that runs each tools/call carrying
@@ -93,14 +97,16 @@ func DedupWith(store Store, opts *DedupOptions) mcp.Middleware {
 		if opts.Wait > 0 {
 			d.wait = opts.Wait
 		}
+		d.waiting = opts.waiting
 	}
 	return d.middleware
 }
 
 type dedup struct {
-	store Store
-	ttl   time.Duration
-	wait  time.Duration
+	store   Store
+	ttl     time.Duration
+	wait    time.Duration
+	waiting func() // see DedupOptions.waiting
 }
 
 func (d *dedup) middleware(next mcp.MethodHandler) mcp.MethodHandler {
@@ -211,6 +217,7 @@ func (d *dedup) callTool(ctx context.Context, next mcp.MethodHandler, method str
 	if claimed {
 		return d.runFirst(ctx, next, method, req, ns, storeKey, digest)
 	}
+	waited := false
 	for {
 		if prior.Digest != digest {
 			return nil, &jsonrpc.Error{Code: resume.CodeKeyReused, Message: fmt.Sprintf(
@@ -227,6 +234,10 @@ func (d *dedup) callTool(ctx context.Context, next mcp.MethodHandler, method str
 			return nil, &jsonrpc.Error{Code: resume.CodeInProgress, Message: fmt.Sprintf(
 				"a call with idempotency key %q started %v ago and has not finished; it was not run again", key, time.Since(prior.Started).Round(time.Millisecond))}
 		}
+		if !waited && d.waiting != nil {
+			d.waiting()
+		}
+		waited = true
 		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
 			return nil, err
 		}

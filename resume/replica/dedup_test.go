@@ -193,7 +193,9 @@ func TestDedupRejectsBadKeys(t *testing.T) {
 
 // A replay that arrives while the first execution runs waits for it.
 func TestDedupReplayWaitsForFirst(t *testing.T) {
-	d := newDedupServer(t, nil)
+	waiting := make(chan struct{})
+	var once sync.Once
+	d := newDedupServer(t, &DedupOptions{waiting: func() { once.Do(func() { close(waiting) }) }})
 	a, b := d.connect(t), d.connect(t)
 	// a's first keyed call records its lineage; b resumes from a, as a
 	// client does after losing a.
@@ -225,7 +227,11 @@ func TestDedupReplayWaitsForFirst(t *testing.T) {
 		defer wg.Done()
 		results[1], errs[1] = b.CallTool(ctx, keyed("slow", "k", nil))
 	}()
-	time.Sleep(20 * time.Millisecond)
+	select {
+	case <-waiting: // the replay waits for the first execution
+	case <-ctx.Done():
+		t.Fatal("the replay never waited for the first execution")
+	}
 	close(d.release)
 	wg.Wait()
 	for i, err := range errs {
