@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,6 +98,8 @@ func TestKillReplicaMidCall(t *testing.T) {
 	}
 	sticky := cl.mustCall("get_counter", nil).Instance
 	oldID := cl.ID()
+	started := func() int { return toolStarts(c.replica(sticky).proc.Output(), "slow_increment") }
+	startsBefore := started()
 
 	const delay = 3 * time.Second
 	type answer struct {
@@ -111,11 +114,19 @@ func TestKillReplicaMidCall(t *testing.T) {
 		_, err := cl.call(ctx, "slow_increment", map[string]any{"delay_ms": delay.Milliseconds()})
 		answered <- answer{err, time.Since(start)}
 	}()
-	// Kill well inside the delay: the call has reached the replica (the
-	// client's failed attempt below proves it was sent) and cannot have
-	// incremented yet, since slow_increment increments only after the delay.
-	time.Sleep(700 * time.Millisecond)
-	c.kill(c.replica(sticky), "slow_increment is running on it, 700ms into its 3s delay")
+	// Kill once the replica says the tool started, well inside the delay:
+	// the call reached the replica and cannot have incremented yet, since
+	// slow_increment increments only after the delay.
+	err := c.replica(sticky).proc.WaitFor(10*time.Second, func(context.Context) error {
+		if started() == startsBefore {
+			return errors.New("slow_increment has not started")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.kill(c.replica(sticky), "slow_increment is running on it, inside its 3s delay")
 	killedAt := time.Since(start)
 	a := <-answered
 	if killedAt > delay-time.Second {
@@ -275,4 +286,15 @@ func TestRedisRestartWhileIdle(t *testing.T) {
 		t.Errorf("counter in Redis = %d, want 4", n)
 	}
 	t.Logf("reconnects during the Redis outage: %d", cl.count(resilient.EventReconnected))
+}
+
+// toolStarts counts the "tool started" lines of tool in a replica's log.
+func toolStarts(log, tool string) int {
+	n := 0
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, `msg="tool started"`) && strings.Contains(line, "tool="+tool) {
+			n++
+		}
+	}
+	return n
 }

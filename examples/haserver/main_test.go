@@ -109,6 +109,21 @@ type server struct {
 	base string
 	stop context.CancelFunc
 	done chan error
+	logs *lockedBuffer
+}
+
+// waitLog waits until the server has logged a line containing text. The log
+// is the server's own account of what it did: polling it is how the test
+// learns that a request reached a tool.
+func (s *server) waitLog(t *testing.T, text string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.logs.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not log %q within 10s", text)
+		}
+		time.Sleep(time.Millisecond) // poll interval
+	}
 }
 
 // startServer serves cfg (its addr is ignored) on a loopback port until the
@@ -127,7 +142,7 @@ func startServer(t *testing.T, cfg config) *server {
 	}
 	logs := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{base: "http://" + ln.Addr().String(), stop: cancel, done: make(chan error, 1)}
+	s := &server{base: "http://" + ln.Addr().String(), stop: cancel, done: make(chan error, 1), logs: logs}
 	s.url = s.base + "/mcp"
 	go func() { s.done <- serve(ctx, cfg, ln, slog.New(slog.NewTextHandler(logs, nil))) }()
 	t.Cleanup(func() {
@@ -295,7 +310,7 @@ func TestGracefulShutdown(t *testing.T) {
 		answered <- a
 	}()
 	// The shutdown starts while the call runs: it must finish and answer.
-	time.Sleep(150 * time.Millisecond)
+	s.waitLog(t, "tool started")
 	s.stop()
 	a := <-answered
 	if a.err != nil || a.res.Counter != 1 {
