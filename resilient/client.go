@@ -125,8 +125,9 @@ type toolHints struct{ readOnly, idempotent bool }
 // A first connection that fails in a way that says "not yet" (connection
 // refused, 503, 429, a dropped connection, no answer within
 // Options.ConnectTimeout) is tried again with the policy's backoff, until
-// ctx ends or the policy's MaxElapsed (default 30s) has passed: a client
-// may start while its server is still starting. A refusal (401, an
+// ctx ends, the policy's MaxElapsed (default 30s) has passed or its
+// MaxAttempts (when set) are spent: a client may start while its server is
+// still starting. A refusal (401, an
 // unsupported protocol version, any JSON-RPC error) returns at once, and
 // so does every failure when Options.ConnectOnce is set. The error says
 // which failure it was; it matches ctx.Err() when ctx ended, and
@@ -235,10 +236,14 @@ func (c *Client) connectFirst(ctx context.Context, once bool) (*conn, error) {
 			return nil, fmt.Errorf("resilient: connect: %w; last failure: %w", ctx.Err(), err)
 		}
 		class := retry.Classify(err)
-		c.emit(Event{Kind: EventAttemptFailed, Method: "initialize", Class: class, Attempt: attempt, Err: err})
 		if once || class == retry.Protocol || errors.Is(err, errNilTransport) {
 			return nil, fmt.Errorf("resilient: connect: %w", err)
 		}
+		if c.policy.MaxAttempts > 0 && attempt >= c.policy.MaxAttempts {
+			return nil, fmt.Errorf("resilient: connect: %w", &retry.ExhaustedError{Attempts: attempt, Reason: "max attempts", Last: err})
+		}
+		// Reported when Connect tries again; the last failure is its error.
+		c.emit(Event{Kind: EventAttemptFailed, Method: "initialize", Class: class, Attempt: attempt, Err: err})
 		wait := bo.NextBackOff()
 		if wait == backoff.Stop || c.policy.MaxElapsed > 0 && time.Since(start)+wait > c.policy.MaxElapsed {
 			return nil, fmt.Errorf("resilient: connect: %w", &retry.ExhaustedError{Attempts: attempt, Reason: "max elapsed time", Last: err})

@@ -314,6 +314,13 @@ func TestConnectWaitsForServer(t *testing.T) {
 		}
 
 		s.kill()
+		_, err = resilient.Connect(context.Background(), mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil), s.factory,
+			&resilient.Options{Retry: retry.Policy{MaxAttempts: 2}})
+		var ee *retry.ExhaustedError
+		if !errors.As(err, &ee) || ee.Attempts != 2 || ee.Reason != "max attempts" {
+			t.Errorf("Connect with MaxAttempts 2 to a dead server: err = %v, want ErrExhausted after 2 attempts", err)
+		}
+
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err = resilient.Connect(ctx, mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil), s.factory, nil)

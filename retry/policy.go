@@ -22,8 +22,8 @@ const (
 // A Policy is a plain value, safe to copy and to share.
 type Policy struct {
 	// MaxAttempts, when positive, caps the attempts of one call (sends,
-	// the first included; waiting for a reconnect is not an attempt): 1
-	// means never send twice. 0 (the default) means no cap: time bounds a
+	// the first included; waiting for a reconnect is not an attempt), and
+	// the dials of a client's first connection: 1 means never send twice. 0 (the default) means no cap: time bounds a
 	// call (MaxElapsed and its context). Negative is invalid.
 	MaxAttempts int
 

@@ -70,6 +70,12 @@ func (n *narrator) event(ev resilient.Event) {
 		n.say("replaying %s (%s)", what, ev.Class)
 	case resilient.EventOutcomeUnknown:
 		n.say("%s %s may or may not have run; not replaying it", ev.Method, ev.Tool)
+	case resilient.EventAttemptFailed:
+		// The first connection's first failure: Connect tries again while
+		// the server says "not yet", so say why nothing happens meanwhile.
+		if ev.Method == "initialize" && ev.Generation == 0 && ev.Attempt == 1 && ev.Class != retry.Protocol {
+			n.say("the server is not answering yet (%s%s); trying again until it does or -timeout ends", ev.Class, n.cause(ev.Err))
+		}
 	}
 	if !n.verbose {
 		return
