@@ -3,6 +3,7 @@
 package interop
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -348,6 +349,55 @@ func TestWriteIssuedWhileDown(t *testing.T) {
 			}
 			report(t, s.name, "streamable", "write-issued-while-down-2s", start,
 				fmt.Sprintf("answered %v after the server was ready", o.at.Sub(ready).Round(time.Millisecond)))
+		})
+	}
+}
+
+// TestConnectWhileStarting: Connect is called while the server is down and
+// started about a second later (a client that starts before its server, or
+// during a restart). With the default Options it tries again while the
+// connection is refused, and connects once the real server is up.
+func TestConnectWhileStarting(t *testing.T) {
+	for _, ts := range toolServers {
+		if !ts.outage { // one TypeScript and one mcp-go server
+			continue
+		}
+		t.Run(ts.name, func(t *testing.T) {
+			e := newEnv(t)
+			s := ts.start(t, e)
+			s.kill()
+			start := time.Now()
+			opts := &resilient.Options{}
+			if s.pin != "" {
+				opts.SessionOptions = &mcp.ClientSessionOptions{ProtocolVersion: s.pin}
+			}
+			type outcome struct {
+				c   *resilient.Client
+				err error
+				at  time.Time
+			}
+			done := make(chan outcome, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				c, err := resilient.Connect(ctx, newMCPClient(), resilient.StreamableHTTP(s.url(), e.hc), opts)
+				done <- outcome{c, err, time.Now()}
+			}()
+			time.Sleep(time.Second) // the server starts a second later: the scenario, not a synchronisation
+			ready := s.start()
+			o := <-done
+			if o.err != nil {
+				t.Fatalf("Connect while the server was starting: %v", o.err)
+			}
+			t.Cleanup(func() { o.c.Close() })
+			if d := o.c.Stats().Dials; d < 2 {
+				t.Errorf("Stats.Dials = %d, want several (the first ones refused)", d)
+			}
+			if got := callInt(t, o.c, "increment", 10*time.Second); got != 1 {
+				t.Errorf("first increment = %d, want 1", got)
+			}
+			report(t, s.name, "streamable", "connect-while-starting", start,
+				fmt.Sprintf("connected %v after the server was ready", o.at.Sub(ready).Round(time.Millisecond)))
 		})
 	}
 }
