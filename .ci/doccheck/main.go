@@ -254,7 +254,7 @@ func recvType(e ast.Expr) string {
 var (
 	docLink  = regexp.MustCompile(`(^|[^\w\]\[.])\[([A-Za-z_]\w*(?:\.[A-Za-z_]\w*){0,2})\]([^(:\w]|$)`)
 	mention  = regexp.MustCompile(`(^|[^\w./])([a-z]\w*)\.([A-Z]\w*)(?:\.([A-Z]\w*))?`)
-	outside  = regexp.MustCompile(`(?i)\bresearch\b|§|\bfinding \d|\bissue \d+|\bshared/|/work/`)
+	outside  = regexp.MustCompile(`(?i)\bresearch\b|§|\bfinding \d|\bissue \d+|\bdefect \d|\bdone-when\b|\bthe [a-z-]+ issue\b|\bshared/|/work/`)
 	errorPfx = regexp.MustCompile(`^"([a-z][a-z0-9]*): `)
 	// dead names things that are gone and that comments still name
 	// without a package qualifier, so the mention check cannot see them.
