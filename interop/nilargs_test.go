@@ -18,7 +18,7 @@ import (
 // whose Arguments is nil (untyped: the SDK sends {}) or a nil map
 // (map[string]any(nil): the SDK sends null), through a raw session and
 // through the resilient client, and checks that the client, a drop-in,
-// answers as the raw session does (finding 6 of issue 10).
+// answers as the raw session does.
 func TestNilArguments(t *testing.T) {
 	e := newEnv(t)
 	s := tsServer(t, e, "sse")

@@ -288,7 +288,7 @@ func TestOutage(t *testing.T) {
 	}
 }
 
-// TestMcpGoNeedsPin shows finding 5 of issue 10: go-sdk negotiates
+// TestMcpGoNeedsPin shows why mcp-go servers are pinned: go-sdk negotiates
 // 2026-07-28 with mcp-go v1.2.1 and gets no session (nothing to resume);
 // pinned to 2025-11-25 it gets one.
 func TestMcpGoNeedsPin(t *testing.T) {

@@ -390,8 +390,12 @@ func BenchmarkRecovery(b *testing.B) {
 		}
 		back := time.Now()
 		for {
-			if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "get_counter"}); err == nil {
+			_, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "get_counter"})
+			if err == nil {
 				break
+			}
+			if time.Since(back) > time.Minute {
+				b.Fatalf("calls still fail a minute after the backends came back: %v", err)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}

@@ -1,9 +1,8 @@
 package resilient
 
 import (
-	"bytes"
+	"reflect"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +23,7 @@ type eventQueue struct {
 	shut bool
 	wake chan struct{} // buffered 1: something was queued, or shut
 	done chan struct{} // closed when the delivering goroutine returns
-	gid  atomic.Uint64 // the delivering goroutine's ID
+	busy atomic.Bool   // an OnEvent call of this queue is in progress
 }
 
 func newEventQueue(fn func(Event)) *eventQueue {
@@ -52,14 +51,15 @@ func (q *eventQueue) push(ev Event) {
 // run delivers events until shutdown, then the ones still queued.
 func (q *eventQueue) run(deliver func(func(Event), Event)) {
 	defer close(q.done)
-	q.gid.Store(goroutineID())
 	for {
 		q.mu.Lock()
 		batch, shut := q.q, q.shut
 		q.q = nil
 		q.mu.Unlock()
 		for _, ev := range batch {
-			deliver(q.fn, ev)
+			q.busy.Store(true)
+			deliverFrame(deliver, q.fn, ev)
+			q.busy.Store(false)
 		}
 		if len(batch) == 0 {
 			if shut {
@@ -81,23 +81,53 @@ func (q *eventQueue) shutdown() {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	if goroutineID() != q.gid.Load() {
-		<-q.done
+	if q.busy.Load() && inDelivery() {
+		return
 	}
+	<-q.done
 }
 
-// goroutineID returns the current goroutine's ID, read from its stack
-// header ("goroutine 18 [running]:"). Go hides it on purpose; the queue
-// needs it only to tell, in Close, whether Close was called by OnEvent.
-func goroutineID() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
+// deliverFrame is the one frame through which every OnEvent call passes.
+// Whether a call to Close comes from inside OnEvent is a property of the
+// call chain, not of any value Close could be handed (OnEvent receives
+// only an Event, and Close takes no arguments), so shutdown asks the call
+// chain: [inDelivery] looks for this frame on the caller's stack. It must
+// not be inlined, or its frame would not be there to find.
+//
+//go:noinline
+func deliverFrame(deliver func(func(Event), Event), fn func(Event), ev Event) {
+	deliver(fn, ev)
+}
+
+// deliverFrameEntry is the entry address of deliverFrame, computed once.
+var deliverFrameEntry = sync.OnceValue(func() uintptr {
+	return runtime.FuncForPC(reflect.ValueOf(deliverFrame).Pointer()).Entry()
+})
+
+// inDelivery reports whether the calling goroutine is inside a call of
+// deliverFrame, that is inside OnEvent of some client. Together with the
+// queue's busy flag it tells "OnEvent of this client called Close" (Close
+// must not wait for the queue: it would wait on its own return) from
+// "another goroutine called Close" (it waits). The one case it cannot tell
+// apart is OnEvent of client A closing client B while B's own OnEvent is
+// running: B's Close then returns without waiting, and B's queued events
+// are still delivered, after it returns.
+func inDelivery() bool {
+	entry := deliverFrameEntry()
+	var pcs [32]uintptr
+	for skip := 2; ; {
+		n := runtime.Callers(skip, pcs[:])
+		for _, pc := range pcs[:n] {
+			// pc is a return address: pc-1 lies inside the calling function.
+			if f := runtime.FuncForPC(pc - 1); f != nil && f.Entry() == entry {
+				return true
+			}
+		}
+		if n < len(pcs) {
+			return false
+		}
+		skip += n
 	}
-	id, _ := strconv.ParseUint(string(b), 10, 64)
-	return id
 }
 
 // deliver calls OnEvent with ev, recovering a panic.

@@ -255,8 +255,11 @@ func TestOwnRequestEvidence(t *testing.T) {
 	if err := <-slow; !errors.Is(err, resilient.ErrOutcomeUnknown) {
 		t.Errorf("slow_increment in flight during another request's 404: err = %v, want ErrOutcomeUnknown", err)
 	}
-	for cl.Running("slow_increment") > 0 {
-		time.Sleep(time.Millisecond) // bounded by the tool's 300ms delay
+	for deadline := time.Now().Add(10 * time.Second); cl.Running("slow_increment") > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("slow_increment (a 300ms tool) still running after 10s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	if got := cl.ToolRuns("slow_increment"); got != 1 {
 		t.Errorf("slow_increment ran %d times, want 1", got)

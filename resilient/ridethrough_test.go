@@ -219,6 +219,9 @@ func TestFullOutageRecovers(t *testing.T) {
 			if !errors.Is(err, resilient.ErrCircuitOpen) {
 				t.Fatalf("after the outage: %v", err)
 			}
+			if time.Since(back) > time.Minute {
+				t.Fatalf("the breaker still open a minute after the server came back: %v", err)
+			}
 			time.Sleep(10 * time.Millisecond)
 		}
 		if d := time.Since(back); d > 3*time.Second {

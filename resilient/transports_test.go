@@ -230,7 +230,10 @@ func TestCloseWithHungCall(t *testing.T) {
 		_, err := c.CallTool(context.Background(), &mcp.CallToolParams{Name: "get_counter"})
 		errc <- err
 	}()
-	for cl.Requests() == before {
+	for deadline := time.Now().Add(10 * time.Second); cl.Requests() == before; {
+		if time.Now().After(deadline) {
+			t.Fatal("the call reached no server within 10s")
+		}
 		time.Sleep(time.Millisecond)
 	}
 	closed := make(chan error, 1)

@@ -13,7 +13,7 @@ import (
 // protocol's own io.modelcontextprotocol/ keys.
 const IdempotencyKeyMeta = "io.github.mcpkit/idempotency-key"
 
-// ReplayedMeta is set to true in the _meta of a result that [Dedup]
+// ReplayedMeta is set to true in the _meta of a result that replica.Dedup
 // returned from its store instead of running the tool.
 const ReplayedMeta = "io.github.mcpkit/replayed"
 

@@ -1,7 +1,4 @@
-// Package demotools holds the tools of the demo and test servers: one
-// implementation shared by the in-process cluster (internal/testserver) and
-// the production-style server (examples/haserver), so that the failures the
-// tests inject and the ones a real deployment meets hit the same code.
+// Package demotools holds the tools of the demo server examples/haserver.
 //
 // Every tool keeps its state in a [replica.Store] under the request's session
 // ID, so that resume_session can carry it to a new session on another

@@ -2,10 +2,8 @@ module github.com/mcpkit/resilience/extra/resilientotel
 
 go 1.26.0
 
-replace github.com/mcpkit/resilience => ../..
-
 require (
-	github.com/mcpkit/resilience v0.0.0-00010101000000-000000000000
+	github.com/mcpkit/resilience v0.3.0
 	github.com/modelcontextprotocol/go-sdk v1.8.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/exporters/stdout/stdouttrace v1.47.0

@@ -29,14 +29,14 @@ import (
 // mcp.method.name, gen_ai.tool.name, mcp.session.id, mcp.protocol.version,
 // error.type (as on the client: "tool_error" for an IsError result, the
 // JSON-RPC code or the Go type of an error), and mcpkit.dedup.replayed =
-// true when the result's _meta has [resume.ReplayedMeta]: resume.Dedup
+// true when the result's _meta has [resume.ReplayedMeta]: replica.Dedup
 // answered a replay from its store without running the tool. The request's
 // duration goes to the histogram mcp.server.operation.duration.
 //
 // Install it outermost, so that it sees what Dedup answers and times
 // everything inside: go-sdk runs the middleware added first outermost, so
 //
-//	server.AddReceivingMiddleware(resilientotel.ServerMiddleware(), resume.Dedup(store, ttl))
+//	server.AddReceivingMiddleware(resilientotel.ServerMiddleware(), replica.Dedup(store, ttl))
 //
 // A meter that refuses an instrument is reported to otel.Handle and that
 // instrument records nothing; the middleware never fails a request. It is

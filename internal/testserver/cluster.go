@@ -66,7 +66,6 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcpkit/resilience/examples/demotools"
 	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/resume/memstore"
 	"github.com/mcpkit/resilience/resume/replica"
@@ -389,7 +388,7 @@ func (c *Cluster) Counter(sessionID string) int {
 	if err != nil {
 		return 0
 	}
-	n, _, _ := replica.GetJSON[int](context.Background(), v, demotools.CounterKey)
+	n, _, _ := replica.GetJSON[int](context.Background(), v, CounterKey)
 	return n
 }
 

@@ -5,42 +5,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcpkit/resilience/examples/demotools"
 	"github.com/mcpkit/resilience/resume/replica"
 )
-
-// The tools are those of examples/demotools, shared with examples/haserver;
-// these names keep the cluster's API.
-
-// CounterURI is the resource that reads the session's counter as text. It
-// can be subscribed to: every change of a counter notifies its subscribers
-// on that backend.
-const CounterURI = demotools.CounterURI
-
-// MetaSessionKey is the _meta key under which a client of a stateless
-// cluster names the state its calls share. A go-sdk client keeps _meta keys
-// it is given, so CallToolParams{Meta: mcp.Meta{MetaSessionKey: "alice"}}
-// gives every call the state of "alice". Stateful backends ignore it: the
-// session ID wins.
-const MetaSessionKey = demotools.MetaSessionKey
-
-// StatelessSession is the key of the state shared by the stateless calls
-// that name none with [MetaSessionKey].
-const StatelessSession = demotools.StatelessSession
-
-// CounterResult is the structured answer of increment_counter, get_counter
-// and slow_increment.
-type CounterResult = demotools.CounterResult
-
-// NotesCountResult is the structured answer of add_note.
-type NotesCountResult = demotools.NotesCountResult
-
-// NotesResult is the structured answer of list_notes.
-type NotesResult = demotools.NotesResult
-
-// ServerInfo is the structured answer of get_server_info. SessionID is
-// empty on stateless backends.
-type ServerInfo = demotools.ServerInfo
 
 // newMCPServer builds backend b's SDK server with every tool.
 func (c *Cluster) newMCPServer(b *backend) (*mcp.Server, error) {
@@ -55,7 +21,7 @@ func (c *Cluster) newMCPServer(b *backend) (*mcp.Server, error) {
 		// process: a Kill cancels it together with the tools it guards.
 		s.AddReceivingMiddleware(b.dieWith, replica.Dedup(c.store, 0))
 	}
-	err := demotools.Register(s, demotools.Options{
+	err := registerTools(s, toolOptions{
 		Store:        c.store,
 		Instance:     b.instance,
 		NoResumeTool: c.opts.NoResumeTool,
