@@ -235,7 +235,7 @@ func TestValuesOwner(t *testing.T) {
 	}
 }
 
-func TestOwnerOutlivesValues(t *testing.T) {
+func TestOwnerRecordTTL(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		defaultTTL time.Duration
