@@ -90,9 +90,11 @@ func decodeOwner(b []byte) ownerRecord {
 
 // fixOwner makes principal ("" for an unauthenticated request) the owner of
 // session when the session is created, before anything is written into
-// it, so that no later writer can claim it. It is the one call the
-// adopting handler makes at initialize and that [Values] and resume_session
-// make before their writes (through keepOwner). It fails with an error
+// it, so that no later writer can claim it. It is the one function that
+// fixes an owner: [Values] and resume_session reach it through keepOwner
+// before their writes, and the adopting handler, which knows a session
+// from its initialize, is meant to call it there with the session's
+// principal, before the session's first tool call. It fails with an error
 // matching [ErrNotOwner], writing nothing, if the session already has
 // another owner, and with the store's error if the store fails.
 func fixOwner(ctx context.Context, store Store, session, principal string) error {

@@ -47,17 +47,21 @@ type ToolOptions struct {
 //
 // # Owners
 //
-// Sessions written for an authenticated principal ([Principal]: the UserID
-// of the request's auth.TokenInfo) have an owner, recorded under [OwnerKey]
-// by [Values] and by this tool. The tool copies an owned session only for a
-// request of the same principal: a request of another principal, or one with
-// no principal at all, gets a tool error matching [ErrNotOwner] in its text,
-// and nothing is copied. After a copy for an authenticated caller the tool
-// records the caller as the owner of the current session. Sessions without
-// an owner (written by unauthenticated requests, or by a server that shares
-// the store and knows nothing of owners) can be copied by anyone who knows
-// their ID; session IDs are unguessable. keys_copied does not count the
-// owner record.
+// Every session the server half writes has an owner, recorded under
+// [OwnerKey] before its first value: the authenticated principal that
+// created it ([Principal]: the UserID of the request's auth.TokenInfo), or
+// no principal for a session created without one. The tool copies a
+// session owned by a principal only for a request of that principal: a
+// request of another principal, or one with no principal at all, gets a
+// tool error matching [ErrNotOwner] in its text, and nothing is copied into
+// its session. A session owned by no principal, or with no owner record at
+// all (written by a server that shares the store and knows nothing of
+// owners), can be copied by anyone who knows its ID; session IDs are
+// unguessable. The current session must be the caller's own: the tool
+// refuses to copy into a session another principal owns, and the owner
+// record of the current session is never replaced by the old one's.
+// keys_copied does not count the owner record. See the package doc,
+// "Owners", for how the check and the copy are ordered.
 //
 // AddTool panics if server or store is nil, as [mcp.AddTool] panics on an
 // invalid tool: both are mistakes made at start-up, not at run time. The tool
