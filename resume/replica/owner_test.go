@@ -305,3 +305,54 @@ func keys(t *testing.T, s Store, session string) []string {
 	}
 	return k
 }
+
+// fixOwner fixes a session's owner at creation, for the adopting handler:
+// afterwards no other principal, and for a session created without one no
+// principal at all, can write into it.
+func TestFixOwner(t *testing.T) {
+	ctx := t.Context()
+	store := memstore.New(0)
+	for _, tc := range []struct {
+		session, creator, other string
+	}{
+		{"ANON", "", "alice"},
+		{"ALICE", "alice", "bob"},
+		{"ALICE2", "alice", ""},
+	} {
+		t.Run(tc.session, func(t *testing.T) {
+			if err := fixOwner(ctx, store, tc.session, tc.creator); err != nil {
+				t.Fatalf("fixOwner(%q): %v", tc.creator, err)
+			}
+			if err := fixOwner(ctx, store, tc.session, tc.creator); err != nil {
+				t.Errorf("fixOwner(%q) again: %v", tc.creator, err)
+			}
+			if err := fixOwner(ctx, store, tc.session, tc.other); !errors.Is(err, ErrNotOwner) {
+				t.Errorf("fixOwner(%q) after %q: err = %v, want %v", tc.other, tc.creator, err, ErrNotOwner)
+			}
+			other := &Values{store: store, session: tc.session, principal: tc.other}
+			if err := other.Set(ctx, "k", []byte("v")); !errors.Is(err, ErrNotOwner) {
+				t.Errorf("write for %q: err = %v, want %v", tc.other, err, ErrNotOwner)
+			}
+			creator := &Values{store: store, session: tc.session, principal: tc.creator}
+			if err := creator.Set(ctx, "k", []byte("v")); err != nil {
+				t.Errorf("write for the creator %q: %v", tc.creator, err)
+			}
+			if diff := cmp.Diff(map[string]string{"k": "v", OwnerKey: tc.creator}, dump(t, store, tc.session)); diff != "" {
+				t.Errorf("session (-want +got):\n%s", diff)
+			}
+		})
+	}
+	t.Run("store error", func(t *testing.T) {
+		broken := &copyCounter{Store: failingStore{store}}
+		if err := fixOwner(ctx, broken, "S9", "alice"); err == nil || !strings.Contains(err.Error(), "owner of session S9") {
+			t.Errorf("fixOwner on a failing store: err = %v, want one naming the session's owner", err)
+		}
+	})
+}
+
+// failingStore fails every read.
+type failingStore struct{ Store }
+
+func (failingStore) Get(context.Context, string, string) ([]byte, bool, error) {
+	return nil, false, errors.New("store down")
+}
