@@ -206,6 +206,23 @@ func stores(t *testing.T) []storeCase {
 	return []storeCase{mem, red}
 }
 
+// checkNoStaging fails t if a resume left a staging session behind in
+// Redis (rdb nil: the memory store, which lists no sessions).
+func checkNoStaging(t *testing.T, rdb *redis.Client) {
+	t.Helper()
+	if rdb == nil {
+		return
+	}
+	// A test's own redis-server: KEYS is fine here.
+	left, err := rdb.Keys(t.Context(), "*mcpkit-resume-*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("keys left by resume_session's staging: %q", left)
+	}
+}
+
 // Flaw 1: a value written with a long TTL, then one with the default, left
 // the owner record with the default's TTL: once it expired, another
 // principal's resume_session copied the long-lived secret.
@@ -308,7 +325,7 @@ func (g *gatedStore) Copy(ctx context.Context, from, to string, ttl time.Duratio
 func TestResumeRefusedCopiesNothing(t *testing.T) {
 	for _, sc := range stores(t) {
 		t.Run(sc.name, func(t *testing.T) {
-			base, _ := sc.open(t, time.Hour)
+			base, rdb := sc.open(t, time.Hour)
 			store := &gatedStore{Store: base, from: "ALICE1", reached: make(chan struct{}), release: make(chan struct{})}
 			srv := newOwnerServer(store)
 			alice := srv.connect(t, "alice", "ALICE1")
@@ -347,6 +364,7 @@ func TestResumeRefusedCopiesNothing(t *testing.T) {
 					t.Errorf("mallory's session holds key %q after a refused resume", k)
 				}
 			}
+			checkNoStaging(t, rdb)
 		})
 	}
 }
@@ -356,7 +374,7 @@ func TestResumeRefusedCopiesNothing(t *testing.T) {
 func TestAnonymousSessionCannotBeClaimed(t *testing.T) {
 	for _, sc := range stores(t) {
 		t.Run(sc.name, func(t *testing.T) {
-			store, _ := sc.open(t, time.Hour)
+			store, rdb := sc.open(t, time.Hour)
 			srv := newOwnerServer(store)
 			creator := srv.connect(t, anonymous, "ANON1")
 			mustPut(t, creator, "cart", "3 apples", 0)
@@ -376,6 +394,7 @@ func TestAnonymousSessionCannotBeClaimed(t *testing.T) {
 			if v, ok := get(t, later, "cart"); !ok || v != "3 apples" {
 				t.Errorf("resumed cart = %q, %v; want the creator's", v, ok)
 			}
+			checkNoStaging(t, rdb)
 			// And a session created by a principal stays closed to writes
 			// without one.
 			alice := srv.connect(t, "alice", "ALICE1")
