@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -449,6 +450,57 @@ func TestNewValuesChecksOwner(t *testing.T) {
 			}
 			if err := fresh.Set(ctx, "k", []byte("again")); err != nil {
 				t.Errorf("NewValues writes again into its session: %v", err)
+			}
+		})
+	}
+}
+
+// failCopyInto fails the first Copy into session to, as a replica that dies
+// in the middle of a resume would leave it: the copy into the caller's
+// session never happened.
+type failCopyInto struct {
+	replica.Store
+	to     string
+	failed atomic.Bool
+}
+
+func (f *failCopyInto) Copy(ctx context.Context, from, to string, ttl time.Duration) (int, error) {
+	if to == f.to && f.failed.CompareAndSwap(false, true) {
+		return 0, errors.New("replica died mid-resume")
+	}
+	return f.Store.Copy(ctx, from, to, ttl)
+}
+
+// A resume that fails between staging the old session and copying it into
+// the caller's session leaves the caller's session without any of it and
+// nothing staged; the client's next resume_session copies everything.
+func TestResumeInterruptedIsRepairedByResumingAgain(t *testing.T) {
+	for _, sc := range stores(t) {
+		t.Run(sc.name, func(t *testing.T) {
+			base, rdb := sc.open(t, time.Hour)
+			store := &failCopyInto{Store: base, to: "ALICE2"}
+			srv := newOwnerServer(store)
+			old := srv.connect(t, "alice", "ALICE1")
+			mustPut(t, old, "a", "1", 0)
+			mustPut(t, old, "b", "2", 0)
+			cur := srv.connect(t, "alice", "ALICE2")
+			if res := resumeFrom(t, cur, "ALICE1"); !res.IsError || !strings.Contains(text(res), "replica died mid-resume") {
+				t.Fatalf("interrupted resume = IsError %v, %q; want the copy's failure", res.IsError, text(res))
+			}
+			for _, k := range []string{"a", "b"} {
+				if v, ok := get(t, cur, k); ok {
+					t.Errorf("after the interrupted resume, %q = %q; want absent", k, v)
+				}
+			}
+			checkNoStaging(t, rdb)
+			res := resumeFrom(t, cur, "ALICE1")
+			if res.IsError || !strings.Contains(text(res), `"keys_copied":2`) {
+				t.Fatalf("resume again = IsError %v, %q; want resumed, 2 keys", res.IsError, text(res))
+			}
+			for k, want := range map[string]string{"a": "1", "b": "2"} {
+				if v, ok := get(t, cur, k); !ok || v != want {
+					t.Errorf("after resuming again, %q = %q, %v; want %q", k, v, ok, want)
+				}
 			}
 		})
 	}
