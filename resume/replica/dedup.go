@@ -421,6 +421,12 @@ func (d *dedup) scope(ctx context.Context, req *mcp.CallToolRequest) (ns string,
 		return "", false, nil
 	}
 	id := sess.ID()
+	// The lineage is a value of the session like any other: its owner (no
+	// principal, here) is fixed first, so that no authenticated writer can
+	// later claim a session whose only state is its lineage.
+	if err := keepOwner(ctx, d.store, id, "", 0); err != nil {
+		return "", false, err
+	}
 	lineage, err := d.store.Update(ctx, id, LineageKey, 0, func(old []byte, ok bool) ([]byte, error) {
 		if ok {
 			return old, nil

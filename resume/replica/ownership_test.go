@@ -505,3 +505,24 @@ func TestResumeInterruptedIsRepairedByResumingAgain(t *testing.T) {
 		})
 	}
 }
+
+// A session whose only state is the lineage Dedup recorded for an
+// unauthenticated call is no one's to claim either.
+func TestAnonymousLineageCannotBeClaimed(t *testing.T) {
+	for _, sc := range stores(t) {
+		t.Run(sc.name, func(t *testing.T) {
+			store, _ := sc.open(t, time.Hour)
+			srv := newOwnerServer(store)
+			srv.server.AddReceivingMiddleware(replica.Dedup(store, 0))
+			creator := srv.connect(t, anonymous, "ANON1")
+			if _, err := creator.CallTool(t.Context(), &mcp.CallToolParams{Name: "get", Arguments: map[string]any{"key": "k"},
+				Meta: mcp.Meta{resume.IdempotencyKeyMeta: "key-1"}}); err != nil {
+				t.Fatal(err)
+			}
+			mallory := srv.connect(t, "mallory", "ANON1")
+			if res := call(t, mallory, "put", map[string]any{"key": "k", "value": "v"}); !res.IsError || !strings.Contains(text(res), replica.ErrNotOwner.Error()) {
+				t.Errorf("mallory's write into a session holding only its lineage = IsError %v, %q; want %v", res.IsError, text(res), replica.ErrNotOwner)
+			}
+		})
+	}
+}
