@@ -62,8 +62,10 @@ type DedupOptions struct {
 	// waiting for Wait. 0 means DefaultDedupLease (4s), so that such a
 	// replay is answered within about 4s; values under 100ms are taken as
 	// 100ms; negative disables the lease (replays of a dead replica's claim
-	// then wait for Wait and answer resume.CodeInProgress). The replicas'
-	// clocks must agree to well within Lease, as NTP keeps them.
+	// then wait for Wait and answer resume.CodeInProgress). Each renewal is
+	// one store update, made only while a call runs. The replicas' clocks
+	// must agree to well within Lease, as NTP keeps them: a claim's renewal
+	// time is written by one replica and read by another.
 	Lease time.Duration
 
 	// waiting, set by tests, is called when a replay starts waiting for a
