@@ -40,6 +40,7 @@ type faultyStore struct {
 	replica.Store
 	cut        atomic.Bool
 	recordGets atomic.Int64
+	claims     atomic.Int64 // updates of idempotency records
 }
 
 var errCut = errors.New("store unreachable from this replica")
@@ -65,7 +66,11 @@ func (f *faultyStore) Update(ctx context.Context, session, key string, ttl time.
 	if f.cut.Load() {
 		return nil, errCut
 	}
-	return f.Store.Update(ctx, session, key, ttl, fn)
+	v, err := f.Store.Update(ctx, session, key, ttl, fn)
+	if err == nil && strings.HasPrefix(key, "idem:") {
+		f.claims.Add(1)
+	}
+	return v, err
 }
 
 func (f *faultyStore) Delete(ctx context.Context, session, key string) error {
@@ -247,4 +252,79 @@ func TestDedupReplayWakesForResult(t *testing.T) {
 		}
 		wg.Wait()
 	})
+}
+
+// The lease on a real Redis: renewals (optimistic updates) keep a call
+// that runs several leases alive, and a replica cut from the store lets its
+// claim lapse, which a replay on another replica answers as an unknown
+// outcome long before Wait.
+func TestDedupLeaseOnRedis(t *testing.T) {
+	shared, _ := stores(t)[1].open(t, time.Hour)
+	opts := &replica.DedupOptions{Lease: 300 * time.Millisecond, Wait: 20 * time.Second}
+	a := newDedupReplica(shared, opts)
+	b := newDedupReplica(shared, opts)
+	onA := a.connect(t, "alice", "SA")
+	onB := b.connect(t, "alice", "SB")
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+
+	t.Run("alive", func(t *testing.T) {
+		first := make(chan error, 1)
+		go func() {
+			_, err := onA.CallTool(ctx, keyedSlow("k-alive", 1500*time.Millisecond)) // five leases
+			first <- err
+		}()
+		waitClaimed(t, a.store)
+		res, err := onB.CallTool(ctx, keyedSlow("k-alive", 1500*time.Millisecond))
+		if err != nil {
+			t.Fatalf("replay: %v; want the first execution's result", err)
+		}
+		if res.Meta[resume.ReplayedMeta] != true {
+			t.Errorf("replay _meta = %v, want the replayed marker", res.Meta)
+		}
+		if err := <-first; err != nil {
+			t.Errorf("first call: %v", err)
+		}
+	})
+	t.Run("cut", func(t *testing.T) {
+		before := a.runs.Load() + b.runs.Load()
+		a.store.claims.Store(0) // the renewals of the call before counted too
+		first := make(chan error, 1)
+		go func() {
+			_, err := onA.CallTool(ctx, keyedSlow("k-cut", 0))
+			first <- err
+		}()
+		waitClaimed(t, a.store)
+		a.store.cut.Store(true)
+		start := time.Now()
+		_, err := onB.CallTool(ctx, keyedSlow("k-cut", 0))
+		took := time.Since(start)
+		var we *jsonrpc.Error
+		if !errors.As(err, &we) || we.Code != resume.CodeOutcomeUnknown {
+			t.Fatalf("replay: err = %v, want JSON-RPC %d", err, resume.CodeOutcomeUnknown)
+		}
+		t.Logf("replay of a cut replica's claim answered after %v (lease 300ms, Wait 20s)", took)
+		if took >= opts.Wait {
+			t.Errorf("replay answered after %v: it waited for Wait, not for the lease", took)
+		}
+		close(a.release)
+		<-first
+		if got := a.runs.Load() + b.runs.Load() - before; got != 1 {
+			t.Errorf("the tool ran %d times, want 1", got)
+		}
+	})
+}
+
+// waitClaimed waits until a replica has written an idempotency record
+// since its count was last reset: its first execution holds the claim.
+// Bounded by a deadline.
+func waitClaimed(t *testing.T, f *faultyStore) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.claims.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no claim within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
