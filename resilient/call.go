@@ -186,7 +186,7 @@ func (cl *call) facts(attempt int, cur *conn, pr *probe, err error) retry.Attemp
 		Class:             class,
 		CallerDone:        cl.ctx.Err() != nil,
 		Closed:            c.isClosed(),
-		InProgress:        retry.HasCode(err, resume.CodeInProgress),
+		InProgress:        retry.HasCode(err, resume.CodeInProgress) || retry.HasCode(err, resume.CodeOutcomeUnknown),
 		Replay:            attempt > 1,
 		SessionDead:       cur.isDead(),
 		Adopting:          cur.adopts,

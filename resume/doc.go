@@ -12,7 +12,7 @@
 //   - idempotency keys: the _meta key [IdempotencyKeyMeta], the rules of a
 //     key ([ValidateIdempotencyKey], [NewIdempotencyKey],
 //     [IdempotencyKeyFrom]), the _meta flag [ReplayedMeta] of a replayed
-//     result, the JSON-RPC errors [CodeKeyReused] and [CodeInProgress];
+//     result, the JSON-RPC errors [CodeKeyReused], [CodeInProgress] and [CodeOutcomeUnknown];
 //   - the experimental server capability [DedupCapability].
 //
 // # Client side

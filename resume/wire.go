@@ -18,6 +18,12 @@ const (
 	// (or its server died while running it). It was not run again, so its
 	// outcome is unknown to the caller.
 	CodeInProgress = -32051
+	// CodeOutcomeUnknown: a call with this key started on a server replica
+	// that stopped renewing its claim (it died, or lost the store) before
+	// storing a result. The call may or may not have run; it was not run
+	// again, and never will be under this key. A client reports it as an
+	// outcome unknown to the caller, as it does CodeInProgress.
+	CodeOutcomeUnknown = -32052
 )
 
 // AdoptCapability is the experimental server capability by which a server

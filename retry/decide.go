@@ -68,7 +68,9 @@ type Attempt struct {
 	Request Request
 	Status  int
 	// InProgress: the server answered that the first execution of this
-	// call is still running (resume.CodeInProgress).
+	// call is still running (resume.CodeInProgress) or was abandoned by a
+	// replica that died while running it (resume.CodeOutcomeUnknown):
+	// either way its outcome is unknown and it will not run again.
 	InProgress bool
 	// Replay: this attempt re-sent the call.
 	Replay bool

@@ -3,6 +3,7 @@ package replica
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -25,8 +26,23 @@ const LineageKey = ReservedPrefix + "lineage"
 
 // Defaults of [DedupOptions].
 const (
-	DefaultDedupTTL  = 24 * time.Hour
-	DefaultDedupWait = 30 * time.Second
+	DefaultDedupTTL   = 24 * time.Hour
+	DefaultDedupWait  = 30 * time.Second
+	DefaultDedupLease = 4 * time.Second
+)
+
+// minDedupLease is the shortest lease [DedupWith] accepts; shorter ones are
+// raised to it, so that renewals (every third of a lease) never hammer the
+// store.
+const minDedupLease = 100 * time.Millisecond
+
+// A replay that waits for a first execution reads the store after
+// firstReplayPoll, then after twice as long each time, up to maxReplayPoll:
+// quick when the tool is quick, and about two reads a second per waiting
+// replay when it is slow. It also wakes when the claim's lease would lapse.
+const (
+	firstReplayPoll = 10 * time.Millisecond
+	maxReplayPoll   = 500 * time.Millisecond
 )
 
 // DedupOptions configure [DedupWith]. Zero fields take their defaults.
@@ -38,6 +54,19 @@ type DedupOptions struct {
 	// running before it answers resume.CodeInProgress. 0 means DefaultDedupWait
 	// (30s).
 	Wait time.Duration
+	// Lease is how long a first execution's claim on its key stays valid
+	// unless renewed: the replica running it renews the claim every third
+	// of Lease while the tool runs. A replay (on any replica) that finds a
+	// claim not renewed for Lease, because the replica that held it died or
+	// lost the store, answers resume.CodeOutcomeUnknown at once instead of
+	// waiting for Wait. 0 means DefaultDedupLease (4s), so that such a
+	// replay is answered within about 4s; values under 100ms are taken as
+	// 100ms; negative disables the lease (replays of a dead replica's claim
+	// then wait for Wait and answer resume.CodeInProgress). Each renewal is
+	// one store update, made only while a call runs. The replicas' clocks
+	// must agree to well within Lease, as NTP keeps them: a claim's renewal
+	// time is written by one replica and read by another.
+	Lease time.Duration
 
 	// waiting, set by tests, is called when a replay starts waiting for a
 	// first execution still running.
@@ -63,7 +92,9 @@ func Dedup(store Store, ttl time.Duration) mcp.Middleware {
 // a replay with the same key gets that result, marked with _meta
 // [resume.ReplayedMeta], without running the tool. A replay that arrives while
 // the first execution runs waits for it, up to Wait, then answers the
-// JSON-RPC error resume.CodeInProgress. A replay whose tool name or arguments
+// JSON-RPC error resume.CodeInProgress; one whose first execution's replica
+// stopped renewing its claim (see [DedupOptions.Lease]) answers
+// resume.CodeOutcomeUnknown as soon as the claim lapses. A replay whose tool name or arguments
 // differ from the first (compared by SHA-256 digest) answers resume.CodeKeyReused.
 // Calls without a key pass through.
 //
@@ -77,8 +108,10 @@ func Dedup(store Store, ttl time.Duration) mcp.Middleware {
 // an execution that fails while its request context is cancelled is taken
 // to have had no effect (its claim is released so a replay runs), and a
 // tool's effect should be one atomic store update. A server process that
-// dies between a tool's effect and storing its result leaves the claim
-// pending: replays then answer resume.CodeInProgress until TTL, never run twice.
+// dies while a tool runs, or between its effect and storing its result,
+// leaves the claim pending and no longer renewed: replays then answer
+// resume.CodeOutcomeUnknown (within Lease of its death) until TTL, and
+// never run the call twice.
 //
 // The middleware adds resume.DedupCapability to the experimental
 // capabilities of initialize and server/discover results, so clients know
@@ -89,7 +122,7 @@ func DedupWith(store Store, opts *DedupOptions) mcp.Middleware {
 	if store == nil {
 		panic("DedupWith: nil store")
 	}
-	d := &dedup{store: store, ttl: DefaultDedupTTL, wait: DefaultDedupWait}
+	d := &dedup{store: store, ttl: DefaultDedupTTL, wait: DefaultDedupWait, lease: DefaultDedupLease, instance: rand.Text()}
 	if opts != nil {
 		if opts.TTL > 0 {
 			d.ttl = opts.TTL
@@ -97,16 +130,24 @@ func DedupWith(store Store, opts *DedupOptions) mcp.Middleware {
 		if opts.Wait > 0 {
 			d.wait = opts.Wait
 		}
+		switch {
+		case opts.Lease < 0:
+			d.lease = 0
+		case opts.Lease > 0:
+			d.lease = max(opts.Lease, minDedupLease)
+		}
 		d.waiting = opts.waiting
 	}
 	return d.middleware
 }
 
 type dedup struct {
-	store   Store
-	ttl     time.Duration
-	wait    time.Duration
-	waiting func() // see DedupOptions.waiting
+	store    Store
+	ttl      time.Duration
+	wait     time.Duration
+	lease    time.Duration // 0: claims are not leased
+	instance string        // this Dedup's name in its claims
+	waiting  func()        // see DedupOptions.waiting
 }
 
 func (d *dedup) middleware(next mcp.MethodHandler) mcp.MethodHandler {
@@ -198,10 +239,13 @@ func (d *dedup) callTool(ctx context.Context, next mcp.MethodHandler, method str
 	// Claim the key, or learn who has it.
 	var claimed bool
 	var prior record
+	claim := rand.Text()
 	_, err = d.store.Update(ctx, ns, storeKey, d.ttl, func(old []byte, ok bool) ([]byte, error) {
 		if !ok {
 			claimed = true
-			return encodeRecord(record{State: statePending, Digest: digest, Started: time.Now().UTC()})
+			now := time.Now().UTC()
+			return encodeRecord(record{State: statePending, Digest: digest, Started: now,
+				Replica: d.instance, Claim: claim, Renewed: now, LeaseMS: d.lease.Milliseconds()})
 		}
 		claimed = false
 		r, err := decodeRecord(old)
@@ -215,9 +259,10 @@ func (d *dedup) callTool(ctx context.Context, next mcp.MethodHandler, method str
 		return nil, fmt.Errorf("resume: idempotency record for key %q: %w", key, err)
 	}
 	if claimed {
-		return d.runFirst(ctx, next, method, req, ns, storeKey, digest)
+		return d.runFirst(ctx, next, method, req, ns, storeKey, digest, claim)
 	}
 	waited := false
+	poll := firstReplayPoll
 	for {
 		if prior.Digest != digest {
 			return nil, &jsonrpc.Error{Code: resume.CodeKeyReused, Message: fmt.Sprintf(
@@ -230,15 +275,28 @@ func (d *dedup) callTool(ctx context.Context, next mcp.MethodHandler, method str
 			}
 			return res, nil
 		}
-		if time.Since(prior.Started) >= d.wait {
+		now := time.Now()
+		if lapse, ok := prior.lapse(); ok && !now.Before(lapse) {
+			return nil, &jsonrpc.Error{Code: resume.CodeOutcomeUnknown, Message: fmt.Sprintf(
+				"a call with idempotency key %q started %v ago on replica %s, which stopped renewing its claim %v ago without storing a result; it may or may not have run, and it was not run again",
+				key, now.Sub(prior.Started).Round(time.Millisecond), prior.Replica, now.Sub(prior.Renewed).Round(time.Millisecond))}
+		}
+		if now.Sub(prior.Started) >= d.wait {
 			return nil, &jsonrpc.Error{Code: resume.CodeInProgress, Message: fmt.Sprintf(
-				"a call with idempotency key %q started %v ago and has not finished; it was not run again", key, time.Since(prior.Started).Round(time.Millisecond))}
+				"a call with idempotency key %q started %v ago and has not finished; it was not run again", key, now.Sub(prior.Started).Round(time.Millisecond))}
 		}
 		if !waited && d.waiting != nil {
 			d.waiting()
 		}
 		waited = true
-		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+		// Back off, but wake when the answer would change: at the end of
+		// Wait, and when the claim would lapse unless renewed.
+		pause := min(poll, prior.Started.Add(d.wait).Sub(now))
+		if lapse, ok := prior.lapse(); ok {
+			pause = min(pause, lapse.Sub(now))
+		}
+		poll = min(2*poll, maxReplayPoll)
+		if err := sleepCtx(ctx, pause); err != nil {
 			return nil, err
 		}
 		b, ok, err := d.store.Get(ctx, ns, storeKey)
@@ -255,10 +313,12 @@ func (d *dedup) callTool(ctx context.Context, next mcp.MethodHandler, method str
 	}
 }
 
-// runFirst runs the tool for the request that claimed the key and records
-// its result.
-func (d *dedup) runFirst(ctx context.Context, next mcp.MethodHandler, method string, req *mcp.CallToolRequest, ns, storeKey, digest string) (mcp.Result, error) {
+// runFirst runs the tool for the request that claimed the key, keeping the
+// claim's lease alive while it runs, and records its result.
+func (d *dedup) runFirst(ctx context.Context, next mcp.MethodHandler, method string, req *mcp.CallToolRequest, ns, storeKey, digest, claim string) (mcp.Result, error) {
+	stop := d.keepClaim(ctx, ns, storeKey, claim)
 	res, err := next(ctx, method, req)
+	stop()
 	tr, _ := res.(*mcp.CallToolResult)
 	aborted := ctx.Err() != nil && (err != nil || tr == nil || tr.IsError)
 	if err != nil || tr == nil || aborted || inputRequired(tr) {
@@ -273,10 +333,60 @@ func (d *dedup) runFirst(ctx context.Context, next mcp.MethodHandler, method str
 		return res, err
 	}
 	// If the record cannot be stored, the tool has still run and its answer
-	// still goes to this caller; the claim stays pending, so a replay
-	// answers resume.CodeInProgress and never runs twice.
+	// still goes to this caller; the claim stays pending and is no longer
+	// renewed, so a replay answers resume.CodeOutcomeUnknown and never runs
+	// twice.
 	_ = d.record(ctx, ns, storeKey, digest, tr)
 	return res, nil
+}
+
+// errClaimLost stops the renewal of a claim that is no longer pending
+// under this claim's name.
+var errClaimLost = errors.New("idempotency claim no longer held")
+
+// keepClaim renews the lease of claim every third of the lease until the
+// returned stop is called; stop returns once the renewing goroutine has
+// ended. A renewal that fails on a store error is tried again at the next
+// tick: if the store stays unreachable the lease lapses, and replays
+// answer that the outcome is unknown, which it then is to them.
+func (d *dedup) keepClaim(ctx context.Context, ns, storeKey, claim string) (stop func()) {
+	if d.lease <= 0 {
+		return func() {}
+	}
+	// The renewals outlive a cancelled request until the tool returns: an
+	// execution finishing its cancellation is still running.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(d.lease / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			_, err := d.store.Update(ctx, ns, storeKey, d.ttl, func(old []byte, ok bool) ([]byte, error) {
+				if !ok {
+					return nil, errClaimLost
+				}
+				r, err := decodeRecord(old)
+				if err != nil || r.State != statePending || r.Claim != claim {
+					return nil, errClaimLost
+				}
+				r.Renewed = time.Now().UTC()
+				return encodeRecord(r)
+			})
+			if errors.Is(err, errClaimLost) {
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // inputRequired reports whether a tool result asks the client for input
@@ -313,6 +423,12 @@ func (d *dedup) scope(ctx context.Context, req *mcp.CallToolRequest) (ns string,
 		return "", false, nil
 	}
 	id := sess.ID()
+	// The lineage is a value of the session like any other: its owner (no
+	// principal, here) is fixed first, so that no authenticated writer can
+	// later claim a session whose only state is its lineage.
+	if err := keepOwner(ctx, d.store, id, "", 0); err != nil {
+		return "", false, err
+	}
 	lineage, err := d.store.Update(ctx, id, LineageKey, 0, func(old []byte, ok bool) ([]byte, error) {
 		if ok {
 			return old, nil
@@ -379,6 +495,24 @@ type record struct {
 	Digest  string          `json:"digest"`
 	Started time.Time       `json:"started"`
 	Result  json.RawMessage `json:"result,omitempty"`
+
+	// A pending record's claim: the Dedup instance that runs the call, a
+	// name of this claim (so that a renewal never extends another's), when
+	// it was last renewed and for how long a renewal holds. A record
+	// without a lease (LeaseMS 0) is waited for up to Wait.
+	Replica string    `json:"replica,omitempty"`
+	Claim   string    `json:"claim,omitempty"`
+	Renewed time.Time `json:"renewed,omitzero"`
+	LeaseMS int64     `json:"lease_ms,omitempty"`
+}
+
+// lapse returns when a pending record's claim lapses unless renewed; ok is
+// false for a record without a lease.
+func (r record) lapse() (time.Time, bool) {
+	if r.State != statePending || r.LeaseMS <= 0 {
+		return time.Time{}, false
+	}
+	return r.Renewed.Add(time.Duration(r.LeaseMS) * time.Millisecond), true
 }
 
 var errBadRecord = errors.New("resume: corrupt idempotency record")
@@ -400,6 +534,8 @@ func decodeRecord(b []byte) (record, error) {
 		return record{}, fmt.Errorf("%w: digest of %d characters", errBadRecord, len(r.Digest))
 	case r.State == stateDone && len(r.Result) == 0:
 		return record{}, fmt.Errorf("%w: done without a result", errBadRecord)
+	case r.LeaseMS < 0:
+		return record{}, fmt.Errorf("%w: lease of %d ms", errBadRecord, r.LeaseMS)
 	}
 	return r, nil
 }

@@ -16,9 +16,11 @@ var ErrNoSession = errors.New("resume: request has no session ID")
 // [ValidateSessionID], here for the server half's callers.
 var ErrInvalidSessionID = resume.ErrInvalidSessionID
 
-// ErrNotOwner is matched by the error of an attempt to read or write the
+// ErrNotOwner is matched by the error of an attempt to copy or write the
 // state of a session that another principal owns: resume_session refuses
-// to copy such a session, and [Values] refuses to write into one. See
+// to copy such a session or to copy into one, and [Values] refuses to write
+// into one (a Values without a principal, into any session a principal
+// owns; a Values of a principal, into a session created without one). See
 // [OwnerKey].
 var ErrNotOwner = errors.New("resume: session belongs to another principal")
 

@@ -40,10 +40,16 @@ type Store interface {
 	// Keys lists the keys present in session, in no particular order.
 	Keys(ctx context.Context, session string) ([]string, error)
 
-	// Copy atomically copies every key of session from into session to,
-	// replacing keys of the same name, and refreshes their TTL. It returns
-	// the number of keys copied; copying an absent or empty session copies
-	// zero keys and is not an error.
+	// Copy copies every key of session from into session to, replacing
+	// keys of the same name, and refreshes their TTL. It returns the number
+	// of keys copied; copying an absent or empty session copies zero keys
+	// and is not an error.
+	//
+	// It must read from as one atomic snapshot, and write to all or
+	// nothing: resume_session relies on a snapshot that holds a value
+	// holding the owner record written before it. The read and the write
+	// need not be one step (on a store that spreads sessions over shards
+	// they cannot be).
 	Copy(ctx context.Context, from, to string, ttl time.Duration) (int, error)
 
 	// Ping reports whether the store is reachable.

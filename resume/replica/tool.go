@@ -2,6 +2,8 @@ package replica
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"time"
@@ -45,17 +47,21 @@ type ToolOptions struct {
 //
 // # Owners
 //
-// Sessions written for an authenticated principal ([Principal]: the UserID
-// of the request's auth.TokenInfo) have an owner, recorded under [OwnerKey]
-// by [Values] and by this tool. The tool copies an owned session only for a
-// request of the same principal: a request of another principal, or one with
-// no principal at all, gets a tool error matching [ErrNotOwner] in its text,
-// and nothing is copied. After a copy for an authenticated caller the tool
-// records the caller as the owner of the current session. Sessions without
-// an owner (written by unauthenticated requests, or by a server that shares
-// the store and knows nothing of owners) can be copied by anyone who knows
-// their ID; session IDs are unguessable. keys_copied does not count the
-// owner record.
+// Every session the server half writes has an owner, recorded under
+// [OwnerKey] before its first value: the authenticated principal that
+// created it ([Principal]: the UserID of the request's auth.TokenInfo), or
+// no principal for a session created without one. The tool copies a
+// session owned by a principal only for a request of that principal: a
+// request of another principal, or one with no principal at all, gets a
+// tool error matching [ErrNotOwner] in its text, and nothing is copied into
+// its session. A session owned by no principal, or with no owner record at
+// all (written by a server that shares the store and knows nothing of
+// owners), can be copied by anyone who knows its ID; session IDs are
+// unguessable. The current session must be the caller's own: the tool
+// refuses to copy into a session another principal owns, and the owner
+// record of the current session is never replaced by the old one's.
+// keys_copied does not count the owner record. See the package doc,
+// "Owners", for how the check and the copy are ordered.
 //
 // AddTool panics if server or store is nil, as [mcp.AddTool] panics on an
 // invalid tool: both are mistakes made at start-up, not at run time. The tool
@@ -97,9 +103,33 @@ type resumeTool struct {
 	opts  ToolOptions
 }
 
-// call answers one resume_session request. The steps run cheapest first, and
-// every refusal happens before the store's Copy: nothing is written unless
-// the copy is allowed.
+// stageTTL is how long the staged copy of an old session lives if the
+// resume that made it dies before removing it: the staged keys sit in a
+// session no client can name, and a minute bounds the memory a crash leaves.
+const stageTTL = time.Minute
+
+// call answers one resume_session request. It copies in three steps, each
+// of which touches one session's keys at a time (so that it holds on a
+// store that spreads sessions over shards, like Redis Cluster):
+//
+//  1. fix the owner of the current session: the caller (it was fixed at
+//     creation; keepOwner refuses if it is someone else's), for at least as
+//     long as the copied values will live;
+//  2. copy the old session, in one atomic [Store.Copy], into a fresh
+//     staging session that no client can name; the owner check then reads
+//     the owner record from that snapshot. Because [Values] writes a
+//     session's owner record before its first value, and the record outlives
+//     every value, a snapshot that holds any value holds the owner that
+//     guarded it: the check cannot miss an owner that a concurrent first
+//     write is recording;
+//  3. only if the check passes, drop the owner record from the snapshot and
+//     copy the rest into the current session; the staging session is then
+//     removed (and expires after stageTTL in any case).
+//
+// A refused copy writes nothing into the current session; a crash between
+// steps leaves at most the staged snapshot, which no client can reach and
+// which expires. The copy is idempotent, so the client's next resume_session
+// repairs a resume that died after step 3 began.
 func (t *resumeTool) call(ctx context.Context, req *mcp.CallToolRequest, in resumeInput) (*mcp.CallToolResult, resume.Result, error) {
 	current := req.Session.ID()
 	if current == "" {
@@ -114,38 +144,79 @@ func (t *resumeTool) call(ctx context.Context, req *mcp.CallToolRequest, in resu
 		return nil, res, nil
 	}
 	caller := Principal(req)
-	oldOwned, err := checkOwner(ctx, t.store, in.OldSessionID, caller)
+	// The session the caller is on must be its own: the SDK binds a session
+	// to the principal that created it, but the store may be shared with
+	// servers that do not.
+	if err := keepOwner(ctx, t.store, current, caller, t.opts.TTL); err != nil {
+		return nil, resume.Result{}, fmt.Errorf("%s: refused, nothing copied: %w", resume.ToolName, err)
+	}
+	// A cheap refusal first, for the common case of a session owned before
+	// this call; the check that counts is on the snapshot below.
+	if err := checkOwner(ctx, t.store, in.OldSessionID, caller); err != nil {
+		return nil, resume.Result{}, fmt.Errorf("%s: refused, nothing copied: %w", resume.ToolName, err)
+	}
+	stage, err := stageSession()
 	if err != nil {
-		return nil, resume.Result{}, fmt.Errorf("%s: refused, nothing copied: %w", resume.ToolName, err)
+		return nil, resume.Result{}, fmt.Errorf("%s: %w", resume.ToolName, err)
 	}
-	// The session the caller is on must be its own too: the SDK binds a
-	// session to the principal that created it, but the store may be
-	// shared with servers that do not.
-	if _, err := checkOwner(ctx, t.store, current, caller); err != nil {
-		return nil, resume.Result{}, fmt.Errorf("%s: refused, nothing copied: %w", resume.ToolName, err)
-	}
-	// Copy alone decides between not_found and resumed: a separate Keys call
-	// first would race with expiry.
-	n, err := t.store.Copy(ctx, in.OldSessionID, current, t.opts.TTL)
+	defer t.unstage(ctx, stage)
+	staged, err := t.store.Copy(ctx, in.OldSessionID, stage, stageTTL)
 	if err != nil {
 		return nil, resume.Result{}, fmt.Errorf("%s: copying the state of session %s: %w", resume.ToolName, in.OldSessionID, err)
 	}
-	if oldOwned && n > 0 {
-		n-- // the owner record came along; it is not the caller's state
+	res.Status = resume.StatusNotFound
+	if staged == 0 {
+		return nil, res, nil
 	}
-	if caller != "" {
-		// After the copy, so that the record outlives the copied values
-		// (see ownerTTL) even where the copy brought the old record along.
-		if err := recordOwner(ctx, t.store, current, caller, t.opts.TTL); err != nil {
-			return nil, resume.Result{}, fmt.Errorf("%s: recording the owner of session %s: %w", resume.ToolName, current, err)
+	raw, owned, err := t.store.Get(ctx, stage, OwnerKey)
+	if err != nil {
+		return nil, resume.Result{}, fmt.Errorf("%s: reading the owner of session %s: %w", resume.ToolName, in.OldSessionID, err)
+	}
+	if owned {
+		if err := mayCopy(in.OldSessionID, decodeOwner(raw).Principal, caller); err != nil {
+			return nil, resume.Result{}, fmt.Errorf("%s: refused, nothing copied: %w", resume.ToolName, err)
+		}
+		// The current session keeps its own record: the old one's could
+		// expire sooner than values the current session already holds.
+		if err := t.store.Delete(ctx, stage, OwnerKey); err != nil {
+			return nil, resume.Result{}, fmt.Errorf("%s: copying the state of session %s: %w", resume.ToolName, in.OldSessionID, err)
 		}
 	}
+	n, err := t.store.Copy(ctx, stage, current, t.opts.TTL)
+	if err != nil {
+		return nil, resume.Result{}, fmt.Errorf("%s: copying the state of session %s: %w", resume.ToolName, in.OldSessionID, err)
+	}
 	res.KeysCopied = n
-	res.Status = resume.StatusResumed
-	if n == 0 {
-		res.Status = resume.StatusNotFound
+	if n > 0 {
+		res.Status = resume.StatusResumed
 	}
 	return nil, res, nil
+}
+
+// stageSession returns the name of a fresh staging session: random, and in
+// the server half's own namespace, which resume_session and [NewValues]
+// refuse to clients.
+func stageSession() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("naming a staging session: %w", err)
+	}
+	return internalSessionPrefix + "resume-" + hex.EncodeToString(b[:]), nil
+}
+
+// unstage removes what a resume staged, even when the request was
+// cancelled; what it fails to remove expires after stageTTL.
+func (t *resumeTool) unstage(ctx context.Context, stage string) {
+	ctx = context.WithoutCancel(ctx)
+	keys, err := t.store.Keys(ctx, stage)
+	if err != nil {
+		return
+	}
+	for _, k := range keys {
+		if t.store.Delete(ctx, stage, k) != nil {
+			return
+		}
+	}
 }
 
 // ValidateSessionID is [resume.ValidateSessionID]: the rule of a session

@@ -120,8 +120,9 @@ func TestAddTool(t *testing.T) {
 		want   resume.Result
 		copies int32
 	}{
-		{"resumed", oldSession.ID(), resume.Result{Status: resume.StatusResumed, KeysCopied: 2, Instance: "replica-1"}, 1},
-		{"resumed again", oldSession.ID(), resume.Result{Status: resume.StatusResumed, KeysCopied: 2, Instance: "replica-1"}, 1},
+		// Into a staging session, then from it.
+		{"resumed", oldSession.ID(), resume.Result{Status: resume.StatusResumed, KeysCopied: 2, Instance: "replica-1"}, 2},
+		{"resumed again", oldSession.ID(), resume.Result{Status: resume.StatusResumed, KeysCopied: 2, Instance: "replica-1"}, 2},
 		{"same session", newSession.ID(), resume.Result{Status: resume.StatusSameSession, Instance: "replica-1"}, 0},
 		{"not found", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", resume.Result{Status: resume.StatusNotFound, Instance: "replica-1"}, 1},
 	} {
@@ -134,7 +135,9 @@ func TestAddTool(t *testing.T) {
 			if n := store.copies.Load() - before; n != tc.copies {
 				t.Errorf("store Copy calls = %d, want %d", n, tc.copies)
 			}
-			want := map[string]string{"a": "1", "b": "2", "c": "3"}
+			// The session was created without a principal: its owner
+			// record says so, and stays the new session's own.
+			want := map[string]string{"a": "1", "b": "2", "c": "3", OwnerKey: ""}
 			if diff := cmp.Diff(want, dump(t, store, newSession.ID())); diff != "" {
 				t.Errorf("state of the new session (-want +got):\n%s", diff)
 			}

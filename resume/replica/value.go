@@ -14,13 +14,16 @@ import (
 // and writes, so that handlers never build store keys by hand and
 // resume_session finds everything they wrote.
 //
-// A Values made by [SessionValues] for an authenticated request also
-// records the request's [Principal] as the session's owner ([OwnerKey])
-// before each write, so that resume_session refuses to hand the state to
-// anyone else; a write into a session that another principal owns fails with
-// [ErrNotOwner] and writes nothing. The key [OwnerKey] itself, and every
-// other key starting with [ReservedPrefix], cannot be written or deleted
-// through a Values ([ErrReservedKey]).
+// A Values acts for one principal: the request's [Principal] for one made
+// by [SessionValues], no principal for one made by [NewValues]. Before each
+// write it makes sure the session's owner record ([OwnerKey]) names that
+// principal and outlives the value: it records the owner if the session has
+// none yet, and refuses with [ErrNotOwner], writing nothing, if the session
+// belongs to another principal (for a Values without a principal: to any
+// principal). The key [OwnerKey] itself, and every other key starting with
+// [ReservedPrefix], cannot be written or deleted through a Values
+// ([ErrReservedKey]). Reads are not checked: the session of
+// [SessionValues] is the caller's own.
 //
 // A Values is immutable and safe for concurrent use if its store is; each
 // method's atomicity and errors are those of the Store method it calls.
@@ -28,7 +31,7 @@ type Values struct {
 	store     Store
 	session   string
 	ttl       time.Duration
-	principal string // "" records no owner
+	principal string // the owner writes require; "" for none
 }
 
 // SessionValues returns the Values of the session that req arrived on, the
@@ -40,8 +43,8 @@ type Values struct {
 //	}
 //	n, err := UpdateJSON(ctx, v, "counter", func(n int, _ bool) (int, error) { return n + 1, nil })
 //
-// When the request carries an authenticated principal ([Principal]), every
-// write through the Values records it as the session's owner.
+// Writes through the Values act for the request's principal ([Principal];
+// none for an unauthenticated request): see [Values].
 //
 // It returns an error matching [ErrNoSession] when the request has no session
 // ID: over stateless transports a handler must key its state some other way
@@ -64,7 +67,10 @@ func SessionValues(store Store, req mcp.Request) (*Values, error) {
 }
 
 // NewValues returns the Values of session in store, with the store's default
-// TTL and no principal (writes record no owner). It returns an error matching [ErrNoSession] when session is empty,
+// TTL, acting for no principal: its writes fail with [ErrNotOwner] on a
+// session that an authenticated principal owns, and make a session without
+// an owner one that no principal can later claim (see [Values]). It returns
+// an error matching [ErrNoSession] when session is empty,
 // which would otherwise silently share one bucket between every stateless
 // caller. It panics if store is nil.
 func NewValues(store Store, session string) (*Values, error) {
@@ -126,18 +132,16 @@ func (v *Values) Delete(ctx context.Context, key string) error {
 	return v.store.Delete(ctx, v.session, key)
 }
 
-// beforeWrite refuses the reserved key and, for an authenticated principal,
-// records it as the owner (or refuses if the session is another's) before
-// the value is written, so that no value of an owned session is ever left
-// without its owner record.
+// beforeWrite refuses the reserved key and makes sure the session's owner
+// record names v's principal (or refuses if the session is another's) and
+// outlives a value written with v's TTL, before the value is written: so no
+// value is ever left without its owner record, and a resume_session that
+// copies a value also copies the record that guards it.
 func (v *Values) beforeWrite(ctx context.Context, key string) error {
 	if strings.HasPrefix(key, ReservedPrefix) {
 		return fmt.Errorf("%w: %q starts with %q, which the server half keeps for its own records", ErrReservedKey, key, ReservedPrefix)
 	}
-	if v.principal == "" {
-		return nil
-	}
-	return recordOwner(ctx, v.store, v.session, v.principal, v.ttl)
+	return keepOwner(ctx, v.store, v.session, v.principal, v.ttl)
 }
 
 // GetJSON reads key and decodes it as JSON into a T. An absent key gives the
