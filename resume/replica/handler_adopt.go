@@ -16,9 +16,9 @@ import (
 // serveNew, or adopted from the session's record by session.
 type localSession struct {
 	id        string
-	principal string // of the record; "" for an anonymous session
-	client    string // the limits' key (clientOf) it counts against
-	created   bool   // by this replica (serveNew), not adopted
+	principal string        // of the record; "" for an anonymous session
+	client    string        // the limits' key (clientOf) it counts against
+	created   bool          // by this replica (serveNew), not adopted
 	ready     chan struct{} // closed when ss is set or err
 	err       error
 	status    int // HTTP status of err
@@ -317,6 +317,7 @@ func (h *Handler) serveDelete(w http.ResponseWriter, r *http.Request, id string)
 		case <-ls.ready:
 			if ls.ss != nil {
 				ls.ss.Close()
+				h.forget(ls) // now: its place in the limits is free
 			}
 		default:
 		}
