@@ -557,3 +557,30 @@ func (s *countingStore) Get(ctx context.Context, session, key string) ([]byte, b
 	s.gets.Add(1)
 	return s.Store.Get(ctx, session, key)
 }
+
+// A protocol version the server does not support is refused as the
+// go-sdk's handler refuses it, every time: refusals are not cached.
+func TestHandlerRefusesUnsupportedVersion(t *testing.T) {
+	c := newCluster(t, 1, false)
+	cs := c.connect(t, "")
+	for _, version := range []string{"1999-01-01", "1999-01-01", "2025-13-99"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, c.url, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Session-Id", cs.ID())
+		req.Header.Set("Mcp-Protocol-Version", version)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "Unsupported protocol version") {
+			t.Errorf("version %q: status %d %q, want 400 Unsupported protocol version", version, resp.StatusCode, body)
+		}
+	}
+	incr(t, cs) // the session's own version is served
+}
