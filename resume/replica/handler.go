@@ -61,6 +61,16 @@ type HandlerOptions struct {
 	// means no limit.
 	MaxSessionsPerClient int
 
+	// InitializeTimeout closes a session created on this replica that
+	// has not been initialized (no notifications/initialized seen) that
+	// long after its last request, and deletes what it left in the store,
+	// so that clients that never finish initializing hold a place in
+	// MaxPendingSessions for a short while only. Clients send
+	// notifications/initialized right after initialize. Zero means
+	// [DefaultInitializeTimeout] (1 minute); negative means IdleTimeout
+	// alone.
+	InitializeTimeout time.Duration
+
 	// MaxPendingSessions bounds the sessions that this replica created and
 	// that are not yet initialized (no notifications/initialized seen
 	// yet), so that clients that never finish initializing cannot pile up.
@@ -95,6 +105,9 @@ const (
 	// DefaultMaxSessionsPerClient is the default of
 	// HandlerOptions.MaxSessionsPerClient.
 	DefaultMaxSessionsPerClient = 256
+	// DefaultInitializeTimeout is the default of
+	// HandlerOptions.InitializeTimeout.
+	DefaultInitializeTimeout = time.Minute
 	// DefaultMaxPendingSessions is the default of
 	// HandlerOptions.MaxPendingSessions.
 	DefaultMaxPendingSessions = 1000
@@ -200,6 +213,7 @@ func NewHandler(getServer func(*http.Request) *mcp.Server, store Store, opts *Ha
 	}
 	h.opts.IdleTimeout = orDefault(h.opts.IdleTimeout, DefaultTTL)
 	h.opts.RecordLease = orDefault(h.opts.RecordLease, DefaultRecordLease)
+	h.opts.InitializeTimeout = orDefault(h.opts.InitializeTimeout, DefaultInitializeTimeout)
 	h.opts.MaxRequestBodyBytes = orDefault(h.opts.MaxRequestBodyBytes, mcp.DefaultMaxRequestBodyBytes)
 	h.opts.MaxSessionsPerClient = orDefault(h.opts.MaxSessionsPerClient, DefaultMaxSessionsPerClient)
 	h.opts.MaxPendingSessions = orDefault(h.opts.MaxPendingSessions, DefaultMaxPendingSessions)

@@ -239,7 +239,9 @@ func send(t *testing.T, method, url, session, token, body string) rawResponse {
 }
 
 // initialize opens a session with raw requests; with done it also sends
-// notifications/initialized.
+// notifications/initialized, and a ping: the server answers a notification
+// before it handles it, and handles a session's messages in order, so once
+// the ping is answered the session is initialized on the server.
 func initialize(t *testing.T, url, token string, done bool) string {
 	t.Helper()
 	resp := send(t, http.MethodPost, url, "", token, initializeBody)
@@ -249,6 +251,9 @@ func initialize(t *testing.T, url, token string, done bool) string {
 	if done {
 		if r := send(t, http.MethodPost, url, resp.session, token, initializedBody); r.status != http.StatusAccepted {
 			t.Fatalf("notifications/initialized: status %d, body %q", r.status, r.body)
+		}
+		if r := send(t, http.MethodPost, url, resp.session, token, `{"jsonrpc":"2.0","id":99,"method":"ping"}`); r.status != http.StatusOK {
+			t.Fatalf("ping: status %d, body %q", r.status, r.body)
 		}
 	}
 	return resp.session
@@ -508,4 +513,48 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// A session that is not initialized within InitializeTimeout is closed
+// and leaves nothing behind, which frees its place among the pending
+// sessions; an initialized session is not bound by it.
+func TestHandlerInitializeTimeout(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b *backend) {
+		var buf lockedBuffer
+		rs := startReplica(t, b, nil, &replica.HandlerOptions{
+			InitializeTimeout:  20 * time.Millisecond,
+			MaxPendingSessions: 1,
+			Logger:             slog.New(slog.NewTextHandler(&buf, nil)),
+		}, false)
+		done := initialize(t, rs.url, "", true)
+		initialize(t, rs.url, "", false)
+		checkRefused(t, send(t, http.MethodPost, rs.url, "", "", initializeBody), http.StatusServiceUnavailable)
+		// The pending session times out: its place is free again.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			r := send(t, http.MethodPost, rs.url, "", "", initializeBody)
+			if r.status == http.StatusOK {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("10 s after InitializeTimeout (20ms): a new session still gets %d", r.status)
+			}
+			time.Sleep(10 * time.Millisecond) // a bounded poll
+		}
+		// The initialized session was never closed: it is served without
+		// being adopted again.
+		if r := send(t, http.MethodPost, rs.url, done, "", listBody); r.status != http.StatusOK {
+			t.Errorf("the initialized session: status %d, want 200", r.status)
+		}
+		if strings.Contains(buf.String(), "session adopted") {
+			t.Errorf("the initialized session was closed by InitializeTimeout and adopted again")
+		}
+		rs.handler.Close()
+		// What is left: the initialized session only (its record, and its
+		// events on Redis).
+		other := startReplica(t, b, nil, nil, false)
+		if r := send(t, http.MethodPost, other.url, done, "", listBody); r.status != http.StatusOK {
+			t.Errorf("the initialized session on another replica: status %d, want 200", r.status)
+		}
+	})
 }

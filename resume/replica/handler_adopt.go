@@ -353,8 +353,11 @@ func (h *Handler) fail(ls *localSession, status int, err error) {
 func (h *Handler) live(ls *localSession, ss *mcp.ServerSession) {
 	ls.ss = ss
 	ls.idleTimeout = h.opts.IdleTimeout
-	if h.opts.IdleTimeout > 0 {
-		ls.timer = time.AfterFunc(h.opts.IdleTimeout, func() {
+	if ls.pending && h.opts.InitializeTimeout > 0 && (h.opts.IdleTimeout <= 0 || h.opts.InitializeTimeout < h.opts.IdleTimeout) {
+		ls.idleTimeout = h.opts.InitializeTimeout // until initialized
+	}
+	if ls.idleTimeout > 0 {
+		ls.timer = time.AfterFunc(ls.idleTimeout, func() {
 			ls.mu.Lock()
 			ls.closing = true
 			ls.mu.Unlock()

@@ -81,13 +81,30 @@ func (h *Handler) releaseLocked(ls *localSession) {
 	}
 }
 
-// initialized marks ls as no longer pending.
+// initialized marks ls as no longer pending: from its next request's end
+// on, its idle timer runs IdleTimeout instead of InitializeTimeout.
 func (h *Handler) initialized(ls *localSession) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	was := ls.pending
 	if ls.pending && !ls.released {
 		ls.pending = false
 		h.pending--
+	}
+	h.mu.Unlock()
+	if was {
+		ls.mu.Lock()
+		ls.idleTimeout = h.opts.IdleTimeout
+		switch {
+		case ls.timer == nil || ls.closing:
+		case ls.idleTimeout <= 0:
+			ls.timer.Stop() // idle copies are never closed
+			ls.timer = nil
+		case ls.refs == 0:
+			// notifications/initialized is answered before it is handled:
+			// its request's end armed the timer for InitializeTimeout.
+			ls.timer.Reset(ls.idleTimeout)
+		}
+		ls.mu.Unlock()
 	}
 }
 
