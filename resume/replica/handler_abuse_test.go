@@ -249,14 +249,21 @@ func initialize(t *testing.T, url, token string, done bool) string {
 		t.Fatalf("initialize: status %d, session %q, body %q", resp.status, resp.session, resp.body)
 	}
 	if done {
-		if r := send(t, http.MethodPost, url, resp.session, token, initializedBody); r.status != http.StatusAccepted {
-			t.Fatalf("notifications/initialized: status %d, body %q", r.status, r.body)
-		}
-		if r := send(t, http.MethodPost, url, resp.session, token, `{"jsonrpc":"2.0","id":99,"method":"ping"}`); r.status != http.StatusOK {
-			t.Fatalf("ping: status %d, body %q", r.status, r.body)
-		}
+		finishInitialize(t, url, resp.session, token)
 	}
 	return resp.session
+}
+
+// finishInitialize sends notifications/initialized, and the ping that
+// makes sure the server has handled it.
+func finishInitialize(t *testing.T, url, session, token string) {
+	t.Helper()
+	if r := send(t, http.MethodPost, url, session, token, initializedBody); r.status != http.StatusAccepted {
+		t.Fatalf("notifications/initialized: status %d, body %q", r.status, r.body)
+	}
+	if r := send(t, http.MethodPost, url, session, token, `{"jsonrpc":"2.0","id":99,"method":"ping"}`); r.status != http.StatusOK {
+		t.Fatalf("ping: status %d, body %q", r.status, r.body)
+	}
 }
 
 // Sessions that never initialize leave nothing in the store or the event
@@ -441,9 +448,7 @@ func TestHandlerLimits(t *testing.T) {
 		first := initialize(t, rs.url, "", false)
 		initialize(t, rs.url, "", false)
 		checkRefused(t, send(t, http.MethodPost, rs.url, "", "", initializeBody), http.StatusServiceUnavailable)
-		if r := send(t, http.MethodPost, rs.url, first, "", initializedBody); r.status != http.StatusAccepted {
-			t.Fatalf("notifications/initialized: status %d", r.status)
-		}
+		finishInitialize(t, rs.url, first, "")
 		initialize(t, rs.url, "", false) // first is initialized: no longer pending
 	})
 	t.Run("no limits", func(t *testing.T) {
