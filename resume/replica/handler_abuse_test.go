@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mcpkit/resilience/internal/proctest"
+	"github.com/mcpkit/resilience/resilient"
 	"github.com/mcpkit/resilience/resume/memstore"
 	"github.com/mcpkit/resilience/resume/redisstore"
 	"github.com/mcpkit/resilience/resume/replica"
@@ -562,4 +563,75 @@ func TestHandlerInitializeTimeout(t *testing.T) {
 			t.Errorf("the initialized session on another replica: status %d, want 200", r.status)
 		}
 	})
+}
+
+// A resilient client refused by a limit retries, and connects once a
+// place is free: the refusal is one it knows did not run, not a failure.
+func TestHandlerLimitRefusalIsRetriedByResilientClient(t *testing.T) {
+	b := &backend{store: memstore.New(0), events: mcp.NewMemoryEventStore(nil)}
+	var refused atomic.Int32
+	rs := startReplica(t, b, nil, &replica.HandlerOptions{MaxSessionsPerClient: 1}, false)
+	counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusRecorder{ResponseWriter: w}
+		rs.handler.ServeHTTP(sw, r)
+		if sw.status == http.StatusTooManyRequests {
+			refused.Add(1)
+		}
+	}))
+	defer counting.Close()
+	held := initialize(t, counting.URL, "", true) // the client's one place
+
+	type result struct {
+		rc  *resilient.Client
+		err error
+	}
+	connected := make(chan result, 1)
+	go func() {
+		rc, err := resilient.Connect(t.Context(), mcp.NewClient(&mcp.Implementation{Name: "second", Version: "1"}, nil),
+			resilient.StreamableHTTP(counting.URL, nil), nil)
+		connected <- result{rc, err}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for refused.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second session was not refused within 10 s")
+		}
+		time.Sleep(time.Millisecond) // a bounded poll
+	}
+	if r := send(t, http.MethodDelete, counting.URL, held, "", ""); r.status != http.StatusNoContent {
+		t.Fatalf("DELETE: status %d", r.status)
+	}
+	res := <-connected
+	if res.err != nil {
+		t.Fatalf("resilient.Connect after the place was freed: %v", res.err)
+	}
+	defer res.rc.Close()
+	if _, err := res.rc.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo"}); err != nil {
+		t.Errorf("CallTool: %v", err)
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusRecorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
