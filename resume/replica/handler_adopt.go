@@ -79,6 +79,7 @@ func (h *Handler) serveNew(w http.ResponseWriter, r *http.Request) {
 	ls.end()
 	if ss.InitializeParams() == nil {
 		ss.Close()
+		h.forget(ls) // now: its place in the limits is free
 	}
 }
 
