@@ -137,3 +137,33 @@ func BenchmarkFailoverBetweenCalls(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVersionContext measures how a request gets the context that
+// the go-sdk's transport needs (its protocol version): from the cache of
+// one stock handler per Handler ("cached"), and by building a stock
+// handler and running a probe through it for the request ("probe"), as a
+// request whose version cannot be cached does.
+func BenchmarkVersionContext(b *testing.B) {
+	srv := mcp.NewServer(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	req := httptest.NewRequest(http.MethodPost, "/", http.NoBody)
+	req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+	var sink responseSink
+	b.Run("cached", func(b *testing.B) {
+		var v versionContexts
+		v.init()
+		for b.Loop() {
+			if _, ok := v.context(&sink, req, srv); !ok {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("probe", func(b *testing.B) {
+		for b.Loop() {
+			var v versionContexts
+			v.init()
+			if _, ok := v.context(&sink, req, srv); !ok {
+				b.Fatal("refused")
+			}
+		}
+	})
+}

@@ -268,7 +268,8 @@ func testServesSessionOnEveryReplica(t *testing.T, standaloneSSE bool) {
 }
 
 func TestHandlerCarriesLogLevelAndSubscriptions(t *testing.T) {
-	c := newCluster(t, 3, false)
+	// Every request reads the record: the change applies at once.
+	c := newClusterWith(t, 3, false, &HandlerOptions{RecordLease: -1})
 	c.to(0)
 	cs := c.connect(t, "")
 	incr(t, cs) // A: no level set, nothing logged
@@ -445,7 +446,8 @@ func TestHandlerChecksPrincipalOnAdoption(t *testing.T) {
 }
 
 func TestHandlerDeleteEndsSessionEverywhere(t *testing.T) {
-	c := newCluster(t, 2, false)
+	// Every request reads the record: the DELETE applies at once.
+	c := newClusterWith(t, 2, false, &HandlerOptions{RecordLease: -1})
 	c.to(0)
 	cs := c.connect(t, "")
 	incr(t, cs)
@@ -488,4 +490,97 @@ func rawRequest(t *testing.T, method, url, session, token, body string) *http.Re
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp
+}
+
+// Within its RecordLease a replica serves its local copy without reading
+// the record: a session deleted through another replica is still served
+// there until the lease runs out, and answers 404 from then on.
+func TestHandlerRecordLease(t *testing.T) {
+	reads := &countingStore{Store: memstore.New(0)}
+	c := newClusterWith(t, 2, false, &HandlerOptions{RecordLease: time.Hour})
+	c.store = nil // the tool's values: unused here
+	for _, r := range c.replicas {
+		h := NewHandler(func(*http.Request) *mcp.Server { return r.srv }, reads, &HandlerOptions{RecordLease: time.Hour, EventStore: c.events})
+		if old := r.handler.Swap(h); old != nil {
+			old.Close()
+		}
+		t.Cleanup(func() { h.Close() })
+	}
+	c.to(0)
+	cs := c.connect(t, "")
+	id := cs.ID()
+	c.to(1)
+	list := `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
+	if resp := rawPost(t, c.url, id, "", list); resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST on B (adoption): status %d, want 200", resp.StatusCode)
+	}
+	before := reads.gets.Load()
+	for range 10 {
+		if resp := rawPost(t, c.url, id, "", list); resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST on B: status %d, want 200", resp.StatusCode)
+		}
+	}
+	if n := reads.gets.Load() - before; n != 0 {
+		t.Errorf("10 requests within the lease read the store %d times, want 0", n)
+	}
+	c.to(0)
+	if resp := rawRequest(t, http.MethodDelete, c.url, id, "", ""); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE on A: status %d, want 204", resp.StatusCode)
+	}
+	c.to(1)
+	if resp := rawPost(t, c.url, id, "", list); resp.StatusCode != http.StatusOK {
+		t.Errorf("POST on B within the lease after DELETE on A: status %d, want 200 (the lease is trusted)", resp.StatusCode)
+	}
+	// The lease runs out.
+	h := c.handler(1)
+	h.mu.Lock()
+	ls := h.sessions[id]
+	h.mu.Unlock()
+	if ls == nil {
+		t.Fatal("B holds no copy of the session")
+	}
+	ls.mu.Lock()
+	ls.checked = ls.checked.Add(-2 * time.Hour)
+	ls.mu.Unlock()
+	if resp := rawPost(t, c.url, id, "", list); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("POST on B once the lease ran out: status %d, want 404", resp.StatusCode)
+	}
+}
+
+// countingStore counts the reads of a store.
+type countingStore struct {
+	Store
+	gets atomic.Int64
+}
+
+func (s *countingStore) Get(ctx context.Context, session, key string) ([]byte, bool, error) {
+	s.gets.Add(1)
+	return s.Store.Get(ctx, session, key)
+}
+
+// A protocol version the server does not support is refused as the
+// go-sdk's handler refuses it, every time: refusals are not cached.
+func TestHandlerRefusesUnsupportedVersion(t *testing.T) {
+	c := newCluster(t, 1, false)
+	cs := c.connect(t, "")
+	for _, version := range []string{"1999-01-01", "1999-01-01", "2025-13-99"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, c.url, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Session-Id", cs.ID())
+		req.Header.Set("Mcp-Protocol-Version", version)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "Unsupported protocol version") {
+			t.Errorf("version %q: status %d %q, want 400 Unsupported protocol version", version, resp.StatusCode, body)
+		}
+	}
+	incr(t, cs) // the session's own version is served
 }

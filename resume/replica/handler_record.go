@@ -14,10 +14,37 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mcpkit/resilience/resume"
 )
+
+// sessionRecordKey is the key of a session's record, in the store session
+// recordSession(id).
+const sessionRecordKey = ReservedPrefix + "session"
+
+func recordSession(id string) string { return internalSessionPrefix + "session-" + id }
+
+// sessionRecord is what a replica needs to rebuild a session.
+type sessionRecord struct {
+	// Rev counts the changes of State and Subscriptions, so that a
+	// replica's local copy knows it is stale.
+	Rev       int64                   `json:"rev"`
+	Principal string                  `json:"principal,omitempty"`
+	State     *mcp.ServerSessionState `json:"state"`
+	// Subscriptions are the URIs of resources/subscribe, in order.
+	Subscriptions []string  `json:"subscriptions,omitempty"`
+	Touched       time.Time `json:"touched"`
+}
+
+// localEvents is the event store as a replica's transports see it: a
+// transport closes when its replica lets go of its local copy, but the
+// session goes on elsewhere, so closing must not drop the session's
+// events. They are dropped when the session is deleted, or expire.
+type localEvents struct{ mcp.EventStore }
+
+func (localEvents) SessionClosed(context.Context, string) error { return nil }
 
 // injectTimeout bounds one request that a replica sends a local copy of a
 // session to apply a change of its record.
@@ -81,7 +108,13 @@ func (h *Handler) record(ctx context.Context, ls *localSession, method string, r
 			return nil
 		}
 		principal := Principal(req)
+		if err := h.sessionCreated(ctx, ls.id, principal); err != nil {
+			return err
+		}
 		change = func(r *sessionRecord) bool {
+			if r.State != nil {
+				return false // the principal is fixed when the session is created
+			}
 			r.Principal = principal
 			r.State = &mcp.ServerSessionState{InitializeParams: p, NegotiatedProtocolVersion: ir.ProtocolVersion}
 			return true
@@ -141,9 +174,19 @@ func (h *Handler) record(ctx context.Context, ls *localSession, method string, r
 	if err != nil {
 		return err
 	}
-	ls.mu.Lock()
-	ls.known = rec
-	ls.mu.Unlock()
+	h.know(ls, rec)
+	return nil
+}
+
+// sessionCreated fixes, when a session is created (initialize succeeded
+// on this replica), the owner of the session's state in the store:
+// principal, or no principal for an anonymous session, so that no later
+// writer can claim it.
+//
+// Wired to the owner record at merge: the single call site of the
+// owner-at-creation function of owner.go.
+func (h *Handler) sessionCreated(ctx context.Context, id, principal string) error {
+	_, _, _ = ctx, id, principal
 	return nil
 }
 
@@ -240,3 +283,99 @@ func (s *responseSink) Write(b []byte) (int, error) {
 }
 
 func (s *responseSink) Flush() {}
+
+// sync applies to a local copy the changes of the record made through
+// other replicas, by sending the session the requests that made them.
+func (h *Handler) sync(ls *localSession, known, rec sessionRecord) error {
+	h.know(ls, rec) // first: the middleware then sees nothing new to write
+	if rec.State == nil {
+		return nil
+	}
+	version := rec.State.NegotiatedProtocolVersion
+	if rec.State.InitializedParams != nil && (known.State == nil || known.State.InitializedParams == nil) {
+		if err := inject(ls, version, "notifications/initialized", rec.State.InitializedParams); err != nil {
+			return fmt.Errorf("session %s: applying notifications/initialized: %w", ls.id, err)
+		}
+	}
+	if rec.State.LogLevel != "" && (known.State == nil || rec.State.LogLevel != known.State.LogLevel) {
+		if err := inject(ls, version, "logging/setLevel", &mcp.SetLoggingLevelParams{Level: rec.State.LogLevel}); err != nil {
+			return fmt.Errorf("session %s: applying its log level: %w", ls.id, err)
+		}
+	}
+	for _, uri := range known.Subscriptions {
+		if !contains(rec.Subscriptions, uri) {
+			if err := inject(ls, version, "resources/unsubscribe", &mcp.UnsubscribeParams{URI: uri}); err != nil {
+				return fmt.Errorf("session %s: applying resources/unsubscribe %s: %w", ls.id, h.logged(uri), err)
+			}
+		}
+	}
+	for _, uri := range rec.Subscriptions {
+		if !contains(known.Subscriptions, uri) {
+			if err := inject(ls, version, "resources/subscribe", &mcp.SubscribeParams{URI: uri}); err != nil {
+				return fmt.Errorf("session %s: applying resources/subscribe %s: %w", ls.id, h.logged(uri), err)
+			}
+		}
+	}
+	return nil
+}
+
+func (h *Handler) ttl() time.Duration {
+	if h.opts.SessionTTL > 0 {
+		return h.opts.SessionTTL
+	}
+	if d, ok := h.store.(interface{ DefaultTTL() time.Duration }); ok {
+		return d.DefaultTTL()
+	}
+	return 0
+}
+
+// load reads the record of session id.
+func (h *Handler) load(ctx context.Context, id string) (sessionRecord, bool, error) {
+	b, ok, err := h.store.Get(ctx, recordSession(id), sessionRecordKey)
+	if err != nil || !ok {
+		return sessionRecord{}, false, err
+	}
+	var rec sessionRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return sessionRecord{}, false, fmt.Errorf("corrupt record of session %s: %w", id, err)
+	}
+	return rec, true, nil
+}
+
+// update changes the record of session id with fn, which reports whether
+// it changed anything that a replica must apply (then Rev goes up), and
+// returns the record written. An absent record is created.
+func (h *Handler) update(ctx context.Context, id string, fn func(*sessionRecord) bool) (sessionRecord, error) {
+	var written sessionRecord
+	_, err := h.store.Update(ctx, recordSession(id), sessionRecordKey, h.opts.SessionTTL, func(old []byte, ok bool) ([]byte, error) {
+		var rec sessionRecord
+		if ok {
+			if err := json.Unmarshal(old, &rec); err != nil {
+				return nil, fmt.Errorf("corrupt record of session %s: %w", id, err)
+			}
+		}
+		if fn(&rec) {
+			rec.Rev++
+		}
+		rec.Touched = time.Now().UTC()
+		written = rec
+		return json.Marshal(rec)
+	})
+	return written, err
+}
+
+func principalOf(r *http.Request) string {
+	if ti := auth.TokenInfoFromContext(r.Context()); ti != nil {
+		return ti.UserID
+	}
+	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
