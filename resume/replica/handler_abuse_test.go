@@ -342,15 +342,15 @@ func TestHandlerUninitializedSessionIdlesOut(t *testing.T) {
 	})
 }
 
-// gatedStore holds the first read of a session record until released.
-type gatedStore struct {
+// recordGatedStore holds the first read of a session record until released.
+type recordGatedStore struct {
 	replica.Store
 	once    sync.Once
 	reached chan struct{}
 	release chan struct{}
 }
 
-func (s *gatedStore) Get(ctx context.Context, session, key string) ([]byte, bool, error) {
+func (s *recordGatedStore) Get(ctx context.Context, session, key string) ([]byte, bool, error) {
 	if strings.HasPrefix(session, "mcpkit-session-") {
 		s.once.Do(func() {
 			close(s.reached)
@@ -367,7 +367,7 @@ func TestHandlerRefusalIsPerRequest(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b *backend) {
 		a := startReplica(t, b, nil, nil, true)
 		id := initialize(t, a.url, "alice", true)
-		gate := &gatedStore{Store: b.store, reached: make(chan struct{}), release: make(chan struct{})}
+		gate := &recordGatedStore{Store: b.store, reached: make(chan struct{}), release: make(chan struct{})}
 		bRep := startReplica(t, b, gate, nil, true)
 
 		mallory := make(chan int, 1)

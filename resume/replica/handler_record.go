@@ -108,9 +108,6 @@ func (h *Handler) record(ctx context.Context, ls *localSession, method string, r
 			return nil
 		}
 		principal := Principal(req)
-		if err := h.sessionCreated(ctx, ls.id, principal); err != nil {
-			return err
-		}
 		change = func(r *sessionRecord) bool {
 			if r.State != nil {
 				return false // the principal is fixed when the session is created
@@ -125,6 +122,17 @@ func (h *Handler) record(ctx context.Context, ls *localSession, method string, r
 		}
 		if p == nil {
 			p = &mcp.InitializedParams{}
+		}
+		// The handshake is complete: the session exists from now on, and
+		// its owner is the principal that initialized it. A session that
+		// never gets here leaves nothing in the store (see the cleanup of
+		// uninitialized sessions).
+		principal := Principal(req)
+		if known.State != nil {
+			principal = known.Principal
+		}
+		if err := h.sessionCreated(ctx, ls.id, principal); err != nil {
+			return err
 		}
 		change = func(r *sessionRecord) bool {
 			if r.State == nil || r.State.InitializedParams != nil {
@@ -178,16 +186,14 @@ func (h *Handler) record(ctx context.Context, ls *localSession, method string, r
 	return nil
 }
 
-// sessionCreated fixes, when a session is created (initialize succeeded
-// on this replica), the owner of the session's state in the store:
+// sessionCreated fixes, when a session is created (its client completed
+// the handshake with notifications/initialized), the owner of the session's state in the store:
 // principal, or no principal for an anonymous session, so that no later
-// writer can claim it.
-//
-// Wired to the owner record at merge: the single call site of the
-// owner-at-creation function of owner.go.
+// writer can claim it (see [Values] and the resume tool, which check it).
+// It fails with [ErrNotOwner] when another principal already owns state
+// under this ID.
 func (h *Handler) sessionCreated(ctx context.Context, id, principal string) error {
-	_, _, _ = ctx, id, principal
-	return nil
+	return fixOwner(ctx, h.store, id, principal)
 }
 
 // inject sends a request (or a notification) to a local copy of a

@@ -584,3 +584,42 @@ func TestHandlerRefusesUnsupportedVersion(t *testing.T) {
 	}
 	incr(t, cs) // the session's own version is served
 }
+
+// A session's owner is fixed by the handshake that creates it, before any
+// tool writes: "no principal" for an anonymous session, so that no later
+// (authenticated) writer can claim its state.
+func TestHandlerFixesOwnerAtCreation(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		authed bool
+		token  string
+	}{
+		{"anonymous", false, ""},
+		{"principal", true, "alice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, 2, tc.authed)
+			cs := c.connect(t, tc.token)
+			// A ping is handled after notifications/initialized: the SDK
+			// handles a session's messages in order.
+			if err := cs.Ping(t.Context(), nil); err != nil {
+				t.Fatal(err)
+			}
+			raw, ok, err := c.store.Get(t.Context(), cs.ID(), OwnerKey)
+			if err != nil || !ok {
+				t.Fatalf("owner record of a new session: ok %v, err %v; want one", ok, err)
+			}
+			if got := decodeOwner(raw).Principal; got != tc.token {
+				t.Errorf("owner of a session created by %q = %q", tc.token, got)
+			}
+			if tc.authed {
+				return
+			}
+			// A writer with a principal is refused the anonymous session's
+			// state.
+			if err := keepOwner(t.Context(), c.store, cs.ID(), "mallory", 0); !errors.Is(err, ErrNotOwner) {
+				t.Errorf("mallory claiming an anonymous session: %v, want %v", err, ErrNotOwner)
+			}
+		})
+	}
+}

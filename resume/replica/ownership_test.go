@@ -299,10 +299,10 @@ func TestOwnerOutlivesValues(t *testing.T) {
 	})
 }
 
-// gatedStore holds the first Copy out of session from until release is
+// copyGatedStore holds the first Copy out of session from until release is
 // closed, after closing reached: the window in which a resume_session has
 // checked the old session's owner and not yet copied it.
-type gatedStore struct {
+type copyGatedStore struct {
 	replica.Store
 	from    string
 	once    sync.Once
@@ -310,7 +310,7 @@ type gatedStore struct {
 	release chan struct{}
 }
 
-func (g *gatedStore) Copy(ctx context.Context, from, to string, ttl time.Duration) (int, error) {
+func (g *copyGatedStore) Copy(ctx context.Context, from, to string, ttl time.Duration) (int, error) {
 	if from == g.from {
 		g.once.Do(func() {
 			close(g.reached)
@@ -327,7 +327,7 @@ func TestResumeRefusedCopiesNothing(t *testing.T) {
 	for _, sc := range stores(t) {
 		t.Run(sc.name, func(t *testing.T) {
 			base, rdb := sc.open(t, time.Hour)
-			store := &gatedStore{Store: base, from: "ALICE1", reached: make(chan struct{}), release: make(chan struct{})}
+			store := &copyGatedStore{Store: base, from: "ALICE1", reached: make(chan struct{}), release: make(chan struct{})}
 			srv := newOwnerServer(store)
 			alice := srv.connect(t, "alice", "ALICE1")
 			mallory := srv.connect(t, "mallory", "MALLORY1")
