@@ -8,7 +8,7 @@ import (
 )
 
 // fallbackTTL is the time a key lives in a [Store] created with a default
-// TTL of zero: replica.DefaultTTL (a test in package server checks that they
+// TTL of zero: replica.DefaultTTL (a test of package replica checks that they
 // agree; this package does not import it, so that its tests can use this one).
 const fallbackTTL = 30 * time.Minute
 
@@ -17,7 +17,7 @@ const fallbackTTL = 30 * time.Minute
 // that is never read again would stay in memory for ever.
 const sweepEvery = 1024
 
-// Store is a [replica.Store] kept in the memory of one process: the embedded
+// Store is a [github.com/mcpkit/resilience/resume/replica.Store] kept in the memory of one process: the embedded
 // default for a single server, and the store of the test cluster. It does not
 // survive a restart and is not shared between processes; use a networked
 // store for several replicas.
@@ -61,7 +61,7 @@ func New(defaultTTL time.Duration) *Store {
 // values it guards. It is safe for concurrent use.
 func (s *Store) DefaultTTL() time.Duration { return s.defaultTTL }
 
-// Get implements [replica.Store]. It returns ctx.Err() if ctx is already done, and
+// Get implements [github.com/mcpkit/resilience/resume/replica.Store]. It returns ctx.Err() if ctx is already done, and
 // never any other error.
 func (s *Store) Get(ctx context.Context, session, key string) ([]byte, bool, error) {
 	if err := ctx.Err(); err != nil {
@@ -76,7 +76,7 @@ func (s *Store) Get(ctx context.Context, session, key string) ([]byte, bool, err
 	return slices.Clone(e.value), true, nil
 }
 
-// Set implements [replica.Store]. It returns ctx.Err() if ctx is already done, and
+// Set implements [github.com/mcpkit/resilience/resume/replica.Store]. It returns ctx.Err() if ctx is already done, and
 // never any other error.
 func (s *Store) Set(ctx context.Context, session, key string, value []byte, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
@@ -90,7 +90,7 @@ func (s *Store) Set(ctx context.Context, session, key string, value []byte, ttl 
 	return nil
 }
 
-// Update implements [replica.Store]. fn runs exactly once, under the store's lock:
+// Update implements [github.com/mcpkit/resilience/resume/replica.Store]. fn runs exactly once, under the store's lock:
 // it must not call the store, or it deadlocks. The slice fn receives is a
 // copy. Update returns ctx.Err() if ctx is already done, or fn's error.
 func (s *Store) Update(ctx context.Context, session, key string, ttl time.Duration, fn func(old []byte, ok bool) ([]byte, error)) ([]byte, error) {
@@ -115,7 +115,7 @@ func (s *Store) Update(ctx context.Context, session, key string, ttl time.Durati
 	return slices.Clone(value), nil
 }
 
-// Delete implements [replica.Store]. It returns ctx.Err() if ctx is already done, and
+// Delete implements [github.com/mcpkit/resilience/resume/replica.Store]. It returns ctx.Err() if ctx is already done, and
 // never any other error.
 func (s *Store) Delete(ctx context.Context, session, key string) error {
 	if err := ctx.Err(); err != nil {
@@ -127,7 +127,7 @@ func (s *Store) Delete(ctx context.Context, session, key string) error {
 	return nil
 }
 
-// Keys implements [replica.Store]. The keys come sorted, which the interface does not
+// Keys implements [github.com/mcpkit/resilience/resume/replica.Store]. The keys come sorted, which the interface does not
 // promise. It returns ctx.Err() if ctx is already done, and never any other
 // error.
 func (s *Store) Keys(ctx context.Context, session string) ([]string, error) {
@@ -147,7 +147,7 @@ func (s *Store) Keys(ctx context.Context, session string) ([]string, error) {
 	return keys, nil
 }
 
-// Copy implements [replica.Store]. Copying a session onto itself refreshes its TTL.
+// Copy implements [github.com/mcpkit/resilience/resume/replica.Store]. Copying a session onto itself refreshes its TTL.
 // It returns ctx.Err() if ctx is already done, and never any other error.
 func (s *Store) Copy(ctx context.Context, from, to string, ttl time.Duration) (int, error) {
 	if err := ctx.Err(); err != nil {
@@ -180,7 +180,7 @@ func (s *Store) Copy(ctx context.Context, from, to string, ttl time.Duration) (i
 	return len(live), nil
 }
 
-// Ping implements [replica.Store]. A Store is always reachable: Ping returns
+// Ping implements [github.com/mcpkit/resilience/resume/replica.Store]. A Store is always reachable: Ping returns
 // ctx.Err() if ctx is already done, and nil otherwise.
 func (s *Store) Ping(ctx context.Context) error {
 	return ctx.Err()

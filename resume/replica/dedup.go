@@ -225,7 +225,7 @@ func (d *dedup) callTool(ctx context.Context, next mcp.MethodHandler, method str
 	}
 	ns, ok, err := d.scope(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("resume: idempotency scope: %w", err)
+		return nil, fmt.Errorf("replica: idempotency scope: %w", err)
 	}
 	if !ok {
 		return next(ctx, method, req)
@@ -256,7 +256,7 @@ func (d *dedup) callTool(ctx context.Context, next mcp.MethodHandler, method str
 		return old, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("resume: idempotency record for key %q: %w", key, err)
+		return nil, fmt.Errorf("replica: idempotency record for key %q: %w", key, err)
 	}
 	if claimed {
 		return d.runFirst(ctx, next, method, req, ns, storeKey, digest, claim)
@@ -302,7 +302,7 @@ func (d *dedup) callTool(ctx context.Context, next mcp.MethodHandler, method str
 		b, ok, err := d.store.Get(ctx, ns, storeKey)
 		switch {
 		case err != nil:
-			return nil, fmt.Errorf("resume: idempotency record for key %q: %w", key, err)
+			return nil, fmt.Errorf("replica: idempotency record for key %q: %w", key, err)
 		case !ok:
 			// The first execution was aborted and released its claim.
 			return d.callTool(ctx, next, method, req)
@@ -515,7 +515,7 @@ func (r record) lapse() (time.Time, bool) {
 	return r.Renewed.Add(time.Duration(r.LeaseMS) * time.Millisecond), true
 }
 
-var errBadRecord = errors.New("resume: corrupt idempotency record")
+var errBadRecord = errors.New("replica: corrupt idempotency record")
 
 func encodeRecord(r record) ([]byte, error) {
 	return json.Marshal(r)

@@ -10,7 +10,7 @@ import (
 // the request's MCP session ID and found none: the request came over a
 // stateless transport (protocol 2026-07-28, stdio, or a stateless HTTP
 // handler), where there is no session to keep state in or resume into.
-var ErrNoSession = errors.New("resume: request has no session ID")
+var ErrNoSession = errors.New("replica: request has no session ID")
 
 // ErrInvalidSessionID is resume.ErrInvalidSessionID, the error of
 // [ValidateSessionID], here for the server half's callers.
@@ -22,9 +22,9 @@ var ErrInvalidSessionID = resume.ErrInvalidSessionID
 // into one (a Values without a principal, into any session a principal
 // owns; a Values of a principal, into a session created without one). See
 // [OwnerKey].
-var ErrNotOwner = errors.New("resume: session belongs to another principal")
+var ErrNotOwner = errors.New("replica: session belongs to another principal")
 
 // ErrReservedKey is matched by the error of a [Values] write to a key the
 // server half reserves for itself: one that starts with [ReservedPrefix],
 // such as [OwnerKey].
-var ErrReservedKey = errors.New("resume: reserved key")
+var ErrReservedKey = errors.New("replica: reserved key")

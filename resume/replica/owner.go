@@ -184,7 +184,7 @@ func notOwner(session, principal string) error {
 
 // ownerTTL is how long, at least, an owner record must live to guard a
 // value written now with ttl: the longer of ttl and the store's default
-// (as the store reports it with a DefaultTTL method, as MemoryStore and the
+// (as the store reports it with a DefaultTTL method, as memstore.Store and the
 // Redis store do; [DefaultTTL] for a store that does not), plus ownerGrace.
 func ownerTTL(store Store, ttl time.Duration) time.Duration {
 	base := DefaultTTL

@@ -153,7 +153,7 @@ func GetJSON[T any](ctx context.Context, v *Values, key string) (T, bool, error)
 		return t, false, err
 	}
 	if err := json.Unmarshal(b, &t); err != nil {
-		return t, false, fmt.Errorf("resume: decoding %q of session %s: %w", key, v.session, err)
+		return t, false, fmt.Errorf("replica: decoding %q of session %s: %w", key, v.session, err)
 	}
 	return t, true, nil
 }
@@ -169,7 +169,7 @@ func UpdateJSON[T any](ctx context.Context, v *Values, key string, fn func(old T
 		var cur T
 		if ok {
 			if err := json.Unmarshal(old, &cur); err != nil {
-				return nil, fmt.Errorf("resume: decoding %q of session %s: %w", key, v.session, err)
+				return nil, fmt.Errorf("replica: decoding %q of session %s: %w", key, v.session, err)
 			}
 		}
 		next, err := fn(cur, ok)
@@ -178,7 +178,7 @@ func UpdateJSON[T any](ctx context.Context, v *Values, key string, fn func(old T
 		}
 		b, err := json.Marshal(next)
 		if err != nil {
-			return nil, fmt.Errorf("resume: encoding %q of session %s: %w", key, v.session, err)
+			return nil, fmt.Errorf("replica: encoding %q of session %s: %w", key, v.session, err)
 		}
 		written = next
 		return b, nil
