@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
 
+	"github.com/mcpkit/resilience/resilient/internal/engine"
 	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/retry"
 )
@@ -29,10 +29,10 @@ type attemptFunc[R any] func(ctx context.Context, cs *mcp.ClientSession, meta mc
 // run is the life of one call (package doc, "One call"): it claims the
 // call's per-call overrides from ctx, then runs it.
 func run[R any](ctx context.Context, c *Client, o op, f attemptFunc[R]) (R, error) {
-	ov, claimed := ctx.Value(claimedKey{}).(retry.Overrides)
+	ov, claimed := ctx.Value(claimedKey{}).(engine.Overrides)
 	if !claimed {
 		var err error
-		if ov, err = retry.TakeOverrides(ctx); err != nil {
+		if ov, err = engine.TakeOverrides(ctx); err != nil {
 			var zero R
 			return zero, fmt.Errorf("resilient: %s: %w", o.method, err)
 		}
@@ -62,10 +62,10 @@ func run[R any](ctx context.Context, c *Client, o op, f attemptFunc[R]) (R, erro
 
 // runWith tries the call on the current session; after a failure it
 // gathers the facts (the error's class, what the transport saw, the
-// session replaced when it must be) and executes what retry.Decide says.
+// session replaced when it must be) and executes what engine.Decide says.
 // Time bounds the call: waits end with the caller's context or the
 // policy's MaxElapsed, attempts only with the caller's context.
-func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f attemptFunc[R], info *CallInfo) (R, error) {
+func runWith[R any](ctx context.Context, c *Client, o op, ov engine.Overrides, f attemptFunc[R], info *CallInfo) (R, error) {
 	var zero R
 	c.stats.calls.Add(1)
 	cl := call{c: c, o: o, ov: ov, p: c.policy, ctx: ctx, start: time.Now(), lineage: c.lineage.Load()}
@@ -97,7 +97,7 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 			return res, nil
 		}
 		var rerr error
-		if !in.CallerDone && !in.Closed && retry.NeedsNewSession(in) {
+		if !in.CallerDone && !in.Closed && engine.Replace(in) {
 			var fl *flight
 			fl, rerr = c.replace(cl.waits(), cur, err)
 			if info != nil && fl != nil && rerr == nil {
@@ -108,30 +108,30 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 		in.AttemptsLeft = cl.p.MaxAttempts == 0 || attempt < cl.p.MaxAttempts
 		in.BudgetLeft = c.budget.Allow()
 		in.RanBefore = ranBefore
-		d := retry.Decide(in)
+		d := engine.Decide(in)
 		cl.report(attempt, cur, in, d, err)
 		switch d.Action {
-		case retry.ActReturn:
-			if in.Reconnected == retry.ReconnectFailed {
+		case engine.ActReturn:
+			if in.Reconnected == engine.ReconnectFailed {
 				return zero, cl.stopped(rerr, attempt, err)
 			}
 			return zero, err
-		case retry.ActCancelled:
+		case engine.ActCancelled:
 			return zero, ctx.Err()
-		case retry.ActClosed:
+		case engine.ActClosed:
 			return zero, ErrClosed
-		case retry.ActOutcomeUnknown:
+		case engine.ActOutcomeUnknown:
 			return zero, c.outcomeUnknown(o, err)
-		case retry.ActExhausted:
+		case engine.ActExhausted:
 			return zero, &retry.ExhaustedError{Attempts: attempt, Reason: d.Reason, Last: err}
-		case retry.ActBackoff:
+		case engine.ActBackoff:
 			if berr := cl.backoff(attempt, pr, err); berr != nil {
 				return zero, cl.stoppedBetween(berr, attempt, err, d.StopIsUnknown)
 			}
-		case retry.ActReplay:
+		case engine.ActReplay:
 			c.stats.replays.Add(1)
 		}
-		replayed = d.Action == retry.ActReplay
+		replayed = d.Action == engine.ActReplay
 		ranBefore = ranBefore || d.MayHaveRun
 		stopIsUnknown = d.StopIsUnknown
 		last = err
@@ -144,14 +144,14 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 type call struct {
 	c       *Client
 	o       op
-	ov      retry.Overrides
+	ov      engine.Overrides
 	p       retry.Policy
 	ctx     context.Context // the caller's
 	start   time.Time
 	lineage uint64 // the client's lineage when the call started
 	wctx    context.Context
 	cancel  context.CancelFunc
-	bo      backoff.BackOff
+	bo      engine.BackOff
 }
 
 // waits returns the context that bounds the call's waits: the caller's,
@@ -175,18 +175,18 @@ func (cl *call) end() {
 
 // facts gathers what Decide needs about a finished attempt, and records
 // its outcome with the breaker and the budget.
-func (cl *call) facts(attempt int, cur *conn, pr *probe, err error) retry.Attempt {
+func (cl *call) facts(attempt int, cur *conn, pr *probe, err error) engine.Attempt {
 	c := cl.c
 	class := retry.Classify(err)
 	c.settle(class, err, attempt > 1)
 	if class == retry.OK {
-		return retry.Attempt{}
+		return engine.Attempt{}
 	}
-	in := retry.Attempt{
+	in := engine.Attempt{
 		Class:             class,
 		CallerDone:        cl.ctx.Err() != nil,
 		Closed:            c.isClosed(),
-		InProgress:        retry.HasCode(err, resume.CodeInProgress),
+		InProgress:        engine.HasCode(err, resume.CodeInProgress),
 		Replay:            attempt > 1,
 		SessionDead:       cur.isDead(),
 		Adopting:          cur.adopts,
@@ -207,11 +207,11 @@ func (cl *call) facts(attempt int, cur *conn, pr *probe, err error) retry.Attemp
 // reconnected adds the outcome of replacing the session to in, and what
 // the new session tells about the call (its server's deduplication, its
 // tool's annotations when they were unknown).
-func (cl *call) reconnected(in retry.Attempt, rerr error) retry.Attempt {
+func (cl *call) reconnected(in engine.Attempt, rerr error) engine.Attempt {
 	c := cl.c
 	switch {
 	case rerr == nil:
-		in.Reconnected = retry.ReconnectDone
+		in.Reconnected = engine.ReconnectDone
 	case cl.ctx.Err() != nil:
 		in.CallerDone = true
 		return in
@@ -219,7 +219,7 @@ func (cl *call) reconnected(in retry.Attempt, rerr error) retry.Attempt {
 		in.Closed = true
 		return in
 	default:
-		in.Reconnected = retry.ReconnectFailed
+		in.Reconnected = engine.ReconnectFailed
 		return in
 	}
 	next, err := c.current()
@@ -230,7 +230,7 @@ func (cl *call) reconnected(in retry.Attempt, rerr error) retry.Attempt {
 	in.Call = c.describe(cl.o, next, cl.lineage)
 	// The tool's annotations matter only to a call that may have run and
 	// has no other ground for a replay: fetch them only then.
-	if cl.o.tool != "" && !in.ProvedNotRun() && !in.Call.Dedup && in.Override.Replay == retry.ReplayDefault {
+	if cl.o.tool != "" && !in.ProvedNotRun() && !in.Call.Dedup && in.Override.Replay == engine.ReplayDefault {
 		if _, known := c.hints(cl.o.tool); !known {
 			c.refreshTools(cl.waits(), next)
 			in.Call = c.describe(cl.o, next, cl.lineage)
@@ -240,19 +240,19 @@ func (cl *call) reconnected(in retry.Attempt, rerr error) retry.Attempt {
 }
 
 // report logs and emits the failed attempt and what was decided.
-func (cl *call) report(attempt int, cur *conn, in retry.Attempt, d retry.Decision, err error) {
+func (cl *call) report(attempt int, cur *conn, in engine.Attempt, d engine.Decision, err error) {
 	c := cl.c
-	if d.Action == retry.ActCancelled || d.Action == retry.ActClosed {
+	if d.Action == engine.ActCancelled || d.Action == engine.ActClosed {
 		return
 	}
 	c.log.Debug("attempt failed", zap.String("method", cl.o.method), zap.String("session_id", cur.cs.ID()),
 		zap.Uint64("generation", cur.gen), zap.Int("attempt", attempt), zap.Stringer("class", in.Class),
 		zap.Int("status", in.Status), zap.Stringer("action", d.Action), zap.Error(err))
 	switch d.Action {
-	case retry.ActReplay:
+	case engine.ActReplay:
 		c.emit(Event{Kind: EventReplayed, Method: cl.o.method, Tool: cl.o.tool, Class: in.Class, Attempt: attempt + 1})
-	case retry.ActExhausted:
-		if d.Reason == "retry budget" {
+	case engine.ActExhausted:
+		if d.Reason == retry.ReasonBudget {
 			c.stats.budgetExhausted.Add(1)
 			c.log.Warn("retry budget exhausted", zap.String("method", cl.o.method), zap.Float64("tokens", c.budget.Tokens()))
 			c.emit(Event{Kind: EventBudgetExhausted, Method: cl.o.method, Tool: cl.o.tool, Class: in.Class, Attempt: attempt, Err: err})
@@ -265,15 +265,15 @@ func (cl *call) report(attempt int, cur *conn, in retry.Attempt, d retry.Decisio
 // past the call's bounds is not started.
 func (cl *call) backoff(attempt int, pr *probe, err error) error {
 	if cl.bo == nil {
-		cl.bo = cl.p.NewBackOff()
+		cl.bo = engine.NewBackOff(cl.p)
 	}
 	wait := cl.bo.NextBackOff()
-	if wait == backoff.Stop {
-		return &retry.ExhaustedError{Attempts: attempt, Reason: "max elapsed time", Last: err}
+	if wait == engine.Stop {
+		return &retry.ExhaustedError{Attempts: attempt, Reason: retry.ReasonMaxElapsed, Last: err}
 	}
-	reason := "max elapsed time"
+	reason := retry.ReasonMaxElapsed
 	if ra := pr.retryAfterHint(); ra > wait {
-		wait, reason = ra, "Retry-After beyond the call's time bound"
+		wait, reason = ra, retry.ReasonRetryAfter
 	}
 	if dl, ok := cl.ctx.Deadline(); ok && time.Until(dl) < wait {
 		// The caller's deadline comes first: the call ends with it, now
@@ -318,7 +318,7 @@ func (cl *call) stopped(err error, attempts int, last error) error {
 		if last == nil {
 			last = cl.c.lastFailure()
 		}
-		return &retry.ExhaustedError{Attempts: attempts, Reason: "max elapsed time", Last: last}
+		return &retry.ExhaustedError{Attempts: attempts, Reason: retry.ReasonMaxElapsed, Last: last}
 	}
 	return err
 }

@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
 
+	"github.com/mcpkit/resilience/resilient/internal/engine"
 	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/retry"
 )
@@ -37,8 +37,8 @@ type Client struct {
 	hiddenTool     string
 	log            *zap.Logger
 	hooks          Hooks
-	events         *eventQueue   // nil without Options.OnEvent
-	budget         *retry.Budget // nil when disabled
+	events         *eventQueue    // nil without Options.OnEvent
+	budget         *engine.Budget // nil when disabled
 	// writesMeta: the pinned protocol version is 2026-07-28 or later, under
 	// which the SDK writes _meta into every request's params.
 	writesMeta bool
@@ -179,7 +179,7 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		c.log = zap.NewNop()
 	}
 	if opts.Budget.Tokens >= 0 {
-		b, err := retry.NewBudget(opts.Budget.Tokens, opts.Budget.Ratio)
+		b, err := engine.NewBudget(opts.Budget.Tokens, opts.Budget.Ratio)
 		if err != nil {
 			return nil, fmt.Errorf("resilient: Options.Budget: %w", err)
 		}
@@ -226,7 +226,7 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 // "not yet" (see Connect).
 func (c *Client) connectFirst(ctx context.Context, once bool) (*conn, error) {
 	start := time.Now()
-	bo := c.policy.NewBackOff()
+	bo := engine.NewBackOff(c.policy)
 	for attempt := 1; ; attempt++ {
 		cn, err := c.dial(ctx, 1)
 		if err == nil {
@@ -240,13 +240,13 @@ func (c *Client) connectFirst(ctx context.Context, once bool) (*conn, error) {
 			return nil, fmt.Errorf("resilient: connect: %w", err)
 		}
 		if c.policy.MaxAttempts > 0 && attempt >= c.policy.MaxAttempts {
-			return nil, fmt.Errorf("resilient: connect: %w", &retry.ExhaustedError{Attempts: attempt, Reason: "max attempts", Last: err})
+			return nil, fmt.Errorf("resilient: connect: %w", &retry.ExhaustedError{Attempts: attempt, Reason: retry.ReasonMaxAttempts, Last: err})
 		}
 		// Reported when Connect tries again; the last failure is its error.
 		c.emit(Event{Kind: EventAttemptFailed, Method: "initialize", Class: class, Attempt: attempt, Err: err})
 		wait := bo.NextBackOff()
-		if wait == backoff.Stop || c.policy.MaxElapsed > 0 && time.Since(start)+wait > c.policy.MaxElapsed {
-			return nil, fmt.Errorf("resilient: connect: %w", &retry.ExhaustedError{Attempts: attempt, Reason: "max elapsed time", Last: err})
+		if wait == engine.Stop || c.policy.MaxElapsed > 0 && time.Since(start)+wait > c.policy.MaxElapsed {
+			return nil, fmt.Errorf("resilient: connect: %w", &retry.ExhaustedError{Attempts: attempt, Reason: retry.ReasonMaxElapsed, Last: err})
 		}
 		c.log.Debug("connect failed; trying again", zap.Int("attempt", attempt), zap.Stringer("class", class),
 			zap.Duration("backoff", wait), zap.Error(err))

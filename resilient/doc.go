@@ -31,7 +31,7 @@
 //     reconnect. A reconnect happens once for all callers that failed on
 //     the session (single flight): dial, resume_session, restore the
 //     logging level and subscriptions, swap.
-//  5. [retry.Decide], one pure function, says what to do: return the
+//  5. [engine.Decide], one pure function, says what to do: return the
 //     error, return [ErrOutcomeUnknown], send again after a backoff, or
 //     replay at once on the new session.
 //
@@ -93,7 +93,7 @@
 // server once per open period (1s, doubling to 2s, jittered) and the first
 // dial that connects closes it: the client is never locked out longer than
 // one period after the server is back. Every re-send, replays included, is
-// checked against a retry budget shared by all calls ([retry.Budget]).
+// checked against a retry budget shared by all calls ([engine.Budget]).
 //
 // # Exactly-once tool calls
 //

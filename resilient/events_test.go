@@ -114,7 +114,7 @@ func TestEventKinds(t *testing.T) {
 		cl.Inject(testserver.Fault{Kind: testserver.Unavailable, Method: "tools/call", Count: 10})
 		_, err := callCounter(ctx, t, c, "get_counter")
 		var ee *retry.ExhaustedError
-		if !errors.As(err, &ee) || ee.Reason != "retry budget" {
+		if !errors.As(err, &ee) || ee.Reason != retry.ReasonBudget {
 			t.Errorf("err = %v, want an ExhaustedError for the retry budget", err)
 		}
 		if s := c.Stats(); s.BudgetExhausted != 1 {

@@ -7,6 +7,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
 
+	"github.com/mcpkit/resilience/resilient/internal/engine"
 	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/retry"
 )
@@ -104,13 +105,13 @@ type BreakerSettings struct {
 	MaxOpenTimeout time.Duration
 }
 
-// BudgetSettings configure the retry budget ([retry.Budget]).
+// BudgetSettings configure the retry budget ([engine.Budget]).
 type BudgetSettings struct {
-	// Tokens is the budget's size. 0 means retry.DefaultBudgetTokens (100).
+	// Tokens is the budget's size. 0 means engine.DefaultBudgetTokens (100).
 	// Negative disables the budget.
 	Tokens float64
 	// Ratio is the tokens each success earns back. 0 means
-	// retry.DefaultBudgetRatio (0.1).
+	// engine.DefaultBudgetRatio (0.1).
 	Ratio float64
 }
 
@@ -134,7 +135,7 @@ func (o *Options) validate() error {
 	case o.Breaker.MaxOpenTimeout < 0:
 		return fmt.Errorf("resilient: Options.Breaker.MaxOpenTimeout is %v; want 0 (default %v) or more", o.Breaker.MaxOpenTimeout, defaultMaxOpenTimeout)
 	case o.Budget.Tokens >= 0 && o.Budget.Ratio < 0:
-		return fmt.Errorf("resilient: Options.Budget.Ratio is %v; want 0 (default %v) or more", o.Budget.Ratio, retry.DefaultBudgetRatio)
+		return fmt.Errorf("resilient: Options.Budget.Ratio is %v; want 0 (default %v) or more", o.Budget.Ratio, engine.DefaultBudgetRatio)
 	}
 	return nil
 }

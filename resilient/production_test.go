@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcpkit/resilience/internal/testserver"
 	"github.com/mcpkit/resilience/resilient"
+	"github.com/mcpkit/resilience/resilient/internal/engine"
 	"github.com/mcpkit/resilience/retry"
 )
 
@@ -57,7 +58,7 @@ func TestOutageBounded(t *testing.T) {
 	wg.Wait()
 	sent := cl.Requests() - before
 	probes := int(time.Since(start)/openFor) + 1
-	bound := callers + threshold + retry.DefaultBudgetTokens/2 + probes
+	bound := callers + threshold + engine.DefaultBudgetTokens/2 + probes
 	t.Logf("outage: %d callers made %d calls in %v; %d requests reached the balancer (bound %d)",
 		callers, callers*callsEach, time.Since(start).Round(time.Millisecond), sent, bound)
 	if sent > bound {

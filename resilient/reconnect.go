@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
 
+	"github.com/mcpkit/resilience/resilient/internal/engine"
 	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/retry"
 )
@@ -73,7 +73,7 @@ func (c *Client) startFlightLocked(cause error) *flight {
 func (c *Client) runFlight(f *flight, old *conn) {
 	defer c.wg.Done()
 	start := time.Now()
-	bo := c.policy.NewBackOff()
+	bo := engine.NewBackOff(c.policy)
 	for dials := 1; ; dials++ {
 		c.mu.Lock()
 		t := c.br.probing()
@@ -111,7 +111,7 @@ func (c *Client) runFlight(f *flight, old *conn) {
 		wait := c.br.openPeriod()
 		if !c.br.isOpen() {
 			wait = bo.NextBackOff()
-			if wait == backoff.Stop {
+			if wait == engine.Stop {
 				// Past MaxElapsed the policy's backoff stops growing; the
 				// reconnect goes on at its cap.
 				wait = c.policy.MaxBackoff

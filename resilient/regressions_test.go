@@ -215,7 +215,7 @@ func TestReplaysSpendTheBudget(t *testing.T) {
 	defer cancel()
 	_, err := callCounter(ctx, t, c, "get_counter")
 	var ee *retry.ExhaustedError
-	if !errors.As(err, &ee) || ee.Reason != "retry budget" {
+	if !errors.As(err, &ee) || ee.Reason != retry.ReasonBudget {
 		t.Fatalf("err = %v, want ErrExhausted by the retry budget", err)
 	}
 	// Each replay that fails again costs a token; the budget allows

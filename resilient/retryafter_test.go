@@ -79,7 +79,7 @@ func TestRetryAfterBeyondBound(t *testing.T) {
 		start := time.Now()
 		_, err := c.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}})
 		var ee *retry.ExhaustedError
-		if !errors.As(err, &ee) || !strings.Contains(ee.Reason, "Retry-After") {
+		if !errors.As(err, &ee) || ee.Reason != retry.ReasonRetryAfter {
 			t.Fatalf("err = %v, want ErrExhausted naming Retry-After", err)
 		}
 		if d := time.Since(start); d != 0 {

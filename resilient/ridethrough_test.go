@@ -317,7 +317,7 @@ func TestConnectWaitsForServer(t *testing.T) {
 		_, err = resilient.Connect(context.Background(), mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil), s.factory,
 			&resilient.Options{Retry: retry.Policy{MaxAttempts: 2}})
 		var ee *retry.ExhaustedError
-		if !errors.As(err, &ee) || ee.Attempts != 2 || ee.Reason != "max attempts" {
+		if !errors.As(err, &ee) || ee.Attempts != 2 || ee.Reason != retry.ReasonMaxAttempts {
 			t.Errorf("Connect with MaxAttempts 2 to a dead server: err = %v, want ErrExhausted after 2 attempts", err)
 		}
 

@@ -10,7 +10,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
 
-	"github.com/mcpkit/resilience/retry"
+	"github.com/mcpkit/resilience/resilient/internal/engine"
 )
 
 // sessionState is what the server keeps per session and loses with it,
@@ -95,8 +95,8 @@ func (c *Client) hints(tool string) (toolHints, bool) {
 
 // describe returns what is known of the call for a replay decision on
 // session cur, for a call that started in the given lineage.
-func (c *Client) describe(o op, cur *conn, lineage uint64) retry.Call {
-	call := retry.Call{Method: o.method}
+func (c *Client) describe(o op, cur *conn, lineage uint64) engine.Call {
+	call := engine.Call{Method: o.method}
 	if o.tool == "" {
 		return call
 	}
