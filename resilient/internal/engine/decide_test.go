@@ -49,6 +49,12 @@ func TestDecide(t *testing.T) {
 		{"own request 404: replay a write on a new session", with(base(retry.SessionLost, tool), func(a *engine.Attempt) { refused(404)(a); reconnected(a) }), do(engine.ActReplay)},
 		{"own request 400 with an undecodable body (TS legacy): replay a write", with(base(retry.Ambiguous, tool), func(a *engine.Attempt) { refused(400)(a); reconnected(a) }), do(engine.ActReplay)},
 		{"other 4xx (413): returned", with(base(retry.Ambiguous, tool), refused(413)), do(engine.ActReturn)},
+		{"401 on a read, the SDK closed its session: returned, not replayed", with(base(retry.Protocol, readOnly), func(a *engine.Attempt) { refused(401)(a); a.SessionDead = true }), do(engine.ActReturn)},
+		{"403 on a read with ambiguous text: returned", with(base(retry.Ambiguous, readOnly), refused(403)), do(engine.ActReturn)},
+		{"405 on a deduplicated write: returned", with(base(retry.Ambiguous, dedup), refused(405)), do(engine.ActReturn)},
+		{"413 on a read method: returned", with(base(retry.Ambiguous, list), refused(413)), do(engine.ActReturn)},
+		{"415 with retry.Idempotent: returned", with(base(retry.Ambiguous, tool), func(a *engine.Attempt) { refused(415)(a); a.Override.Replay = engine.ReplayYes }), do(engine.ActReturn)},
+		{"422 on a read, session dead: returned", with(base(retry.Ambiguous, readOnly), func(a *engine.Attempt) { refused(422)(a); a.SessionDead = true }), do(engine.ActReturn)},
 		// May have run.
 		{"404 for another request while this write ran: outcome unknown", with(base(retry.SessionLost, tool), func(a *engine.Attempt) { mayHaveRun(a); reconnected(a) }), do(engine.ActOutcomeUnknown)},
 		{"lost session, unobserved transport: a write may have run", with(base(retry.SessionLost, tool), reconnected), do(engine.ActOutcomeUnknown)},
@@ -150,10 +156,24 @@ func TestReplace(t *testing.T) {
 		{retry.Ambiguous, engine.RequestMayHaveRun, 0, false, true, false},
 		{retry.Ambiguous, engine.RequestMayHaveRun, 0, true, true, true},
 	}
+	// A refusal is an answer: the session that carried it stays, whatever
+	// the error's class and even when the SDK closed its session.
+	for _, status := range []int{401, 403, 405, 413, 415, 422, 429, 503} {
+		for _, class := range []retry.Class{retry.Ambiguous, retry.SessionClosed, retry.Transient} {
+			tests = append(tests, struct {
+				class    retry.Class
+				req      engine.Request
+				status   int
+				dead     bool
+				adopting bool
+				want     bool
+			}{class, engine.RequestRefused, status, true, false, false})
+		}
+	}
 	for _, tt := range tests {
 		a := engine.Attempt{Class: tt.class, Request: tt.req, Status: tt.status, SessionDead: tt.dead, Adopting: tt.adopting}
 		if got := engine.Replace(a); got != tt.want {
-			t.Errorf("NeedsNewSession(%v, %v, %d, dead=%v, adopting=%v) = %v, want %v", tt.class, tt.req, tt.status, tt.dead, tt.adopting, got, tt.want)
+			t.Errorf("Replace(%v, %v, %d, dead=%v, adopting=%v) = %v, want %v", tt.class, tt.req, tt.status, tt.dead, tt.adopting, got, tt.want)
 		}
 	}
 }
