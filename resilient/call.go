@@ -450,12 +450,16 @@ func (c *Client) cancelAttempts() {
 }
 
 // settle records an attempt's outcome with the breaker and the budget.
-// Failures that show the server unreachable or refusing count against
-// both; a re-sent call that fails again (a lost session once more, a drop)
-// costs a budget token too, so that a balancer that keeps losing sessions
-// cannot loop its callers; an answer from the server counts for them. When
-// a failure opens the breaker and no reconnect is running, one starts: it
-// is the probe that closes the breaker again.
+// The budget counts re-sends that reached the server and failed again (a
+// lost session once more, a drop, a 5xx), so that a balancer that keeps
+// losing sessions cannot loop its callers. A failure to reach the server
+// (a refused connection, 429 or 503) costs no token: the breaker counts
+// it, and once open its one prober does the dialling, throttled by its
+// backoff; charging those failures to the budget as well would throttle
+// twice, and a restart of the only server would drain it. An answer from
+// the server counts for both. When a failure opens the breaker and no
+// reconnect is running, one starts: it is the probe that closes the
+// breaker again.
 func (c *Client) settle(class retry.Class, err error, resent bool) {
 	switch class {
 	case retry.OK, retry.Protocol:
@@ -472,7 +476,6 @@ func (c *Client) settle(class retry.Class, err error, resent bool) {
 		c.mu.Unlock()
 		c.emitTransition(t)
 	case retry.NotSent, retry.Transient:
-		c.budget.Failure()
 		c.mu.Lock()
 		c.brDirty.Store(true)
 		t := c.br.failure(err)

@@ -111,7 +111,9 @@ func TestEventKinds(t *testing.T) {
 			Breaker: resilient.BreakerSettings{ConsecutiveFailures: -1},
 		})
 		mustCounter(t, c, "get_counter")
-		cl.Inject(testserver.Fault{Kind: testserver.Unavailable, Method: "tools/call", Count: 10})
+		// A session lost again on every replay: each replay that fails
+		// again costs a token.
+		cl.Inject(testserver.Fault{Kind: testserver.NotFoundPlain, Method: "tools/call", Tool: "get_counter", Count: 1000})
 		_, err := callCounter(ctx, t, c, "get_counter")
 		var ee *retry.ExhaustedError
 		if !errors.As(err, &ee) || ee.Reason != retry.ReasonBudget {
@@ -120,7 +122,14 @@ func TestEventKinds(t *testing.T) {
 		if s := c.Stats(); s.BudgetExhausted != 1 {
 			t.Errorf("Stats.BudgetExhausted = %d, want 1", s.BudgetExhausted)
 		}
-		record(events, c)
+		_ = c.Close()
+		events.mu.Lock()
+		for _, ev := range events.events {
+			if ev.Kind == resilient.EventBudgetExhausted { // its resumes find no session: checked elsewhere
+				seen[ev.Kind] = append(seen[ev.Kind], ev)
+			}
+		}
+		events.mu.Unlock()
 	})
 
 	for kind := resilient.EventAttemptFailed; kind <= resilient.EventRestoreFailed; kind++ {

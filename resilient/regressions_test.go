@@ -262,3 +262,25 @@ func TestOwnRequestEvidence(t *testing.T) {
 		t.Errorf("slow_increment ran %d times, want 1", got)
 	}
 }
+
+// Failures to reach the server (here a balancer's 503) are the breaker's
+// to count, not the budget's: a tiny budget still lets a call ride
+// through them, where charging each would have exhausted it.
+func TestUnreachableCostsNoBudget(t *testing.T) {
+	cl := startCluster(t, nil)
+	c, _ := connect(t, cl, &resilient.Options{
+		Retry:   retry.Policy{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, MaxElapsed: 10 * time.Second},
+		Budget:  resilient.BudgetSettings{Tokens: 2},
+		Breaker: resilient.BreakerSettings{ConsecutiveFailures: -1},
+	})
+	mustCounter(t, c, "get_counter")
+	cl.Inject(testserver.Fault{Kind: testserver.Unavailable, Method: "tools/call", Tool: "get_counter", Count: 5})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := callCounter(ctx, t, c, "get_counter"); err != nil {
+		t.Fatalf("call through 5 refusals of 503 with a budget of 2: %v", err)
+	}
+	if s := c.Stats(); s.Retries != 5 || s.BudgetExhausted != 0 || s.Reconnects != 0 {
+		t.Errorf("Stats = %+v, want 5 retries on the same session, budget untouched", s)
+	}
+}
