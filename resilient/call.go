@@ -105,6 +105,7 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov engine.Overrides, f
 			}
 			in = cl.reconnected(in, rerr)
 		}
+		in = cl.annotate(in, cur)
 		in.AttemptsLeft = cl.p.MaxAttempts == 0 || attempt < cl.p.MaxAttempts
 		in.BudgetLeft = c.budget.Allow()
 		in.RanBefore = ranBefore
@@ -209,8 +210,7 @@ func (cl *call) facts(attempt int, cur *conn, pr *probe, err error) engine.Attem
 }
 
 // reconnected adds the outcome of replacing the session to in, and what
-// the new session tells about the call (its server's deduplication, its
-// tool's annotations when they were unknown).
+// the new session tells about the call (its server's deduplication).
 func (cl *call) reconnected(in engine.Attempt, rerr error) engine.Attempt {
 	c := cl.c
 	switch {
@@ -232,14 +232,33 @@ func (cl *call) reconnected(in engine.Attempt, rerr error) engine.Attempt {
 		return in
 	}
 	in.Call = c.describe(cl.o, next, cl.lineage)
-	// The tool's annotations matter only to a call that may have run and
-	// has no other ground for a replay: fetch them only then.
-	if cl.o.tool != "" && !in.ProvedNotRun() && !in.Call.Dedup && in.Override.Replay == engine.ReplayDefault {
-		if _, known := c.hints(cl.o.tool); !known {
-			c.refreshTools(cl.waits(), next)
-			in.Call = c.describe(cl.o, next, cl.lineage)
+	return in
+}
+
+// annotate makes sure the decision on a tools/call that may have run
+// knows its tool's annotations when they decide (Attempt.NeedsAnnotations):
+// if the client does not know them, it lists the tools once, on the
+// session the call would be sent on next (the one that replaced cur, or
+// cur itself when it was kept: a server that adopts sessions, a stateless
+// one, a connection dropped with the session intact).
+func (cl *call) annotate(in engine.Attempt, cur *conn) engine.Attempt {
+	if !in.NeedsAnnotations() || in.Reconnected == engine.ReconnectFailed {
+		return in
+	}
+	c := cl.c
+	if _, known := c.hints(cl.o.tool); known {
+		return in
+	}
+	next := cur
+	if in.Reconnected == engine.ReconnectDone {
+		var err error
+		if next, err = c.current(); err != nil {
+			in.Closed = true
+			return in
 		}
 	}
+	c.refreshTools(cl.waits(), next)
+	in.Call = c.describe(cl.o, next, cl.lineage)
 	return in
 }
 

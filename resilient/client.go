@@ -63,8 +63,7 @@ type Client struct {
 	// lineage cannot count on the server's deduplication.
 	lineage  atomic.Uint64 // written under mu
 	state    sessionState
-	tools    map[string]toolHints
-	toolsGen uint64 // generation whose tool list filled tools
+	tools    *toolCache
 
 	// Attempts in flight, cancelled by Close (see runAttempt).
 	attemptsMu sync.Mutex
@@ -117,8 +116,6 @@ type flight struct {
 	info ReconnectInfo
 }
 
-type toolHints struct{ readOnly, idempotent bool }
-
 // Connect connects to the server through a transport from newTransport and
 // returns a Client on the new session.
 //
@@ -135,7 +132,10 @@ type toolHints struct{ readOnly, idempotent bool }
 // with an error naming it.
 //
 // client's handlers, middleware and roots apply to every session the Client
-// creates. ctx bounds the first connection only.
+// creates. Connect adds one receiving middleware to client, which watches
+// notifications/tools/list_changed to keep the client's knowledge of tool
+// annotations current (it passes every message on untouched). ctx bounds
+// the first connection only.
 func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFactory, opts *Options) (*Client, error) {
 	if client == nil {
 		return nil, errors.New("resilient: Connect: mcp.Client is nil")
@@ -157,7 +157,7 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		connectTimeout: opts.ConnectTimeout,
 		showResumeTool: opts.ShowResumeTool,
 		log:            opts.Logger,
-		tools:          map[string]toolHints{},
+		tools:          newToolCache(),
 		attempts:       map[uint64]context.CancelFunc{},
 		br:             newBreaker(opts.Breaker),
 		hooks:          opts.Hooks,
@@ -185,6 +185,7 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		}
 		c.budget = b
 	}
+	watchListChanged(client, c.tools)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if fn := eventFunc(opts.Hooks.Event, opts.OnEvent); fn != nil {
 		c.events = newEventQueue(fn)
