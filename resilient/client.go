@@ -61,9 +61,9 @@ type Client struct {
 	// lineage changes whenever a reconnect loses the server-side state (a
 	// resume skipped or failed): a call whose first attempt ran in another
 	// lineage cannot count on the server's deduplication.
-	lineage  atomic.Uint64 // written under mu
-	state    sessionState
-	tools    *toolCache
+	lineage atomic.Uint64 // written under mu
+	state   sessionState
+	tools   *toolCache
 
 	// Attempts in flight, cancelled by Close (see runAttempt).
 	attemptsMu sync.Mutex

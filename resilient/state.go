@@ -9,7 +9,6 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
-
 )
 
 // sessionState is what the server keeps per session and loses with it,
