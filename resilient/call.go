@@ -77,6 +77,10 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov engine.Overrides, f
 	stopIsUnknown := false // should the call stop before its next attempt, its outcome is unknown
 	replayed := false      // the next attempt is sent on a session that replaced the last one's
 	ranBefore := false     // an earlier attempt may have run the call
+	if err := ctx.Err(); err != nil {
+		// Nothing is sent on a context that already ended.
+		return zero, err
+	}
 	for attempt := 1; ; attempt++ {
 		cur, err := c.acquire(cl.waits, attempt == 1 && !ov.WaitForReady)
 		if err != nil {
@@ -122,7 +126,10 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov engine.Overrides, f
 			}
 			return zero, err
 		case engine.ActCancelled:
-			return zero, ctx.Err()
+			if !isContextErr(err) {
+				last = err // the attempt failed for a reason of its own first
+			}
+			return zero, cl.ended(ctx.Err(), last, d.StopIsUnknown)
 		case engine.ActClosed:
 			return zero, ErrClosed
 		case engine.ActOutcomeUnknown:
@@ -301,7 +308,7 @@ func (cl *call) backoff(attempt int, pr *probe, err error) error {
 	if dl, ok := cl.ctx.Deadline(); ok && time.Until(dl) < wait {
 		// The caller's deadline comes first: the call ends with it, now
 		// rather than at the deadline.
-		return context.DeadlineExceeded
+		return errDeadlineFirst
 	}
 	if dl, ok := cl.waits().Deadline(); ok && time.Until(dl) < wait {
 		return &retry.ExhaustedError{Attempts: attempt, Reason: reason, Last: err}
@@ -311,19 +318,29 @@ func (cl *call) backoff(attempt int, pr *probe, err error) error {
 	case <-time.After(wait):
 		return nil
 	case <-cl.wctx.Done():
-		return cl.stopped(cl.wctx.Err(), attempt, err)
+		return cl.wctx.Err()
 	case <-cl.c.ctx.Done():
 		return ErrClosed
 	}
 }
 
+// errDeadlineFirst ends a wait that would outlast the caller's deadline.
+var errDeadlineFirst = errors.New("resilient: the caller's deadline comes before the wait ends")
+
 // stoppedBetween returns the error of a call that stopped between two
-// attempts with err (its wait ended): ErrOutcomeUnknown wrapping it when
-// the last decision said an attempt may have run it (Decision.
-// StopIsUnknown), unless the caller's context or Close ended it.
+// attempts with err (its wait ended), after attempts attempts whose last
+// failed with last: ErrOutcomeUnknown wrapping it too when the last
+// decision said an attempt may have run it (Decision.StopIsUnknown),
+// unless Close ended it.
 func (cl *call) stoppedBetween(err error, attempts int, last error, unknown bool) error {
+	switch {
+	case cl.ctx.Err() != nil:
+		return cl.ended(cl.ctx.Err(), last, unknown)
+	case err == errDeadlineFirst:
+		return cl.ended(context.DeadlineExceeded, last, unknown)
+	}
 	err = cl.stopped(err, attempts, last)
-	if !unknown || cl.ctx.Err() != nil || errors.Is(err, ErrClosed) {
+	if !unknown || errors.Is(err, ErrClosed) {
 		return err
 	}
 	return cl.c.outcomeUnknown(cl.o, err)
@@ -334,7 +351,7 @@ func (cl *call) stoppedBetween(err error, attempts int, last error, unknown bool
 func (cl *call) stopped(err error, attempts int, last error) error {
 	switch {
 	case cl.ctx.Err() != nil:
-		return cl.ctx.Err()
+		return cl.ended(cl.ctx.Err(), last, false)
 	case errors.Is(err, ErrClosed):
 		return ErrClosed
 	case cl.wctx != nil && cl.wctx.Err() != nil && errors.Is(err, cl.wctx.Err()):
@@ -344,6 +361,35 @@ func (cl *call) stopped(err error, attempts int, last error) error {
 		return &retry.ExhaustedError{Attempts: attempts, Reason: retry.ReasonMaxElapsed, Last: last}
 	}
 	return err
+}
+
+// ended returns the error of a call that its context ended (ctxErr),
+// after attempts whose last failed with last (nil when none failed but by
+// the context): ctxErr itself when nothing failed before and nothing may
+// have run; otherwise an error that matches ctxErr and carries the last
+// failure, gRPC style; and one that matches ErrOutcomeUnknown too when an
+// attempt may have run a call that is not harmless to repeat (unknown).
+func (cl *call) ended(ctxErr, last error, unknown bool) error {
+	err := ctxErr
+	if last != nil {
+		err = &contextError{ctx: ctxErr, last: last}
+	}
+	if unknown {
+		return cl.c.outcomeUnknown(cl.o, err)
+	}
+	return err
+}
+
+// contextError is a context's error after failed attempts: it matches the
+// context's error and the last failure, and says both.
+type contextError struct{ ctx, last error }
+
+func (e *contextError) Error() string   { return e.ctx.Error() + "; last error: " + e.last.Error() }
+func (e *contextError) Unwrap() []error { return []error{e.ctx, e.last} }
+
+// isContextErr reports whether err is a context's error.
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // acquire returns the session to send on. While a reconnect is in

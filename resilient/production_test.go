@@ -5,6 +5,7 @@ package resilient_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -215,8 +216,8 @@ func TestDeadlineBoundsBackoff(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "get_counter"})
-	if err != context.DeadlineExceeded {
-		t.Errorf("err = %v, want the bare context.DeadlineExceeded", err)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "last error") || errors.Is(err, resilient.ErrOutcomeUnknown) {
+		t.Errorf("err = %v, want context.DeadlineExceeded with the last failure, not an unknown outcome (every attempt was refused)", err)
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("returned after %v: the backoff outlived the deadline", d)

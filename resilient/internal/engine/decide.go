@@ -123,7 +123,8 @@ const (
 	// refusal, or NoRetry's first error; when a reconnect failed, its
 	// error).
 	ActReturn Action = iota
-	// ActCancelled: return the caller's context's error.
+	// ActCancelled: return the caller's context's error (with the last
+	// failure, and matching ErrOutcomeUnknown when StopIsUnknown).
 	ActCancelled
 	// ActClosed: return ErrClosed.
 	ActClosed
@@ -162,7 +163,9 @@ type Decision struct {
 	// StopIsUnknown, with ActBackoff or ActReplay: should the call stop
 	// before its next attempt is sent (its bounds end while it waits, the
 	// reconnect it waits for fails), its outcome is unknown: an attempt
-	// may have run it, and it is not harmless to run twice.
+	// may have run it, and it is not harmless to run twice. With
+	// ActCancelled: the caller's context ended the call, and its outcome
+	// is unknown for the same reason.
 	StopIsUnknown bool
 }
 
@@ -233,7 +236,7 @@ func Decide(a Attempt) Decision {
 	d := decide(a)
 	d.MayHaveRun = a.Class != retry.OK && !provedNotRun(a)
 	unknownIfStopped := (d.MayHaveRun || a.RanBefore) && !harmless(a)
-	if d.Action == ActBackoff || d.Action == ActReplay {
+	if d.Action == ActBackoff || d.Action == ActReplay || d.Action == ActCancelled {
 		d.StopIsUnknown = unknownIfStopped
 	}
 	if (d.Action == ActExhausted || d.Action == ActReturn && a.Class != retry.Protocol) && unknownIfStopped {

@@ -216,3 +216,29 @@ func TestOverridesApplyToOneCall(t *testing.T) {
 		t.Error("TakeOverrides with an invalid policy: no error")
 	}
 }
+
+// A call its context ends is unknown when an attempt may have run it and
+// it is not harmless to repeat; never when none may have.
+func TestDecideCancelledUnknown(t *testing.T) {
+	write := engine.Call{Method: engine.MethodCallTool}
+	read := engine.Call{Method: engine.MethodCallTool, ReadOnly: true}
+	tests := []struct {
+		name string
+		in   engine.Attempt
+		want bool
+	}{
+		{"write cut in flight", engine.Attempt{Class: retry.Cancelled, CallerDone: true, Request: engine.RequestMayHaveRun, Call: write}, true},
+		{"write cut, unobserved transport", engine.Attempt{Class: retry.Cancelled, CallerDone: true, Call: write}, true},
+		{"write cut before its request connected", engine.Attempt{Class: retry.Cancelled, CallerDone: true, Request: engine.RequestNotSent, Call: write}, false},
+		{"write refused now, an earlier attempt may have run", engine.Attempt{Class: retry.Transient, CallerDone: true, Request: engine.RequestRefused, Status: 503, RanBefore: true, Call: write}, true},
+		{"write refused every time", engine.Attempt{Class: retry.Transient, CallerDone: true, Request: engine.RequestRefused, Status: 503, Call: write}, false},
+		{"read cut in flight", engine.Attempt{Class: retry.Cancelled, CallerDone: true, Request: engine.RequestMayHaveRun, Call: read}, false},
+		{"write cut in flight, retry.Idempotent", engine.Attempt{Class: retry.Cancelled, CallerDone: true, Request: engine.RequestMayHaveRun, Call: write, Override: engine.Overrides{Replay: engine.ReplayYes}}, false},
+	}
+	for _, tt := range tests {
+		d := engine.Decide(tt.in)
+		if d.Action != engine.ActCancelled || d.StopIsUnknown != tt.want {
+			t.Errorf("%s: Decide = %+v, want cancelled with StopIsUnknown %v", tt.name, d, tt.want)
+		}
+	}
+}
