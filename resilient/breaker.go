@@ -12,26 +12,54 @@ import (
 // dials); any answer from the server resets the count. At the threshold it
 // opens: calls made while it is open fail at once with ErrCircuitOpen
 // (unless they asked to wait for the server), and the client's own prober
-// dials the server once per open period. The period starts short and
-// doubles with each failed probe, up to a cap, jittered so that a fleet of
+// dials the server once per open period, jittered so that a fleet of
 // clients does not probe in step; the first successful probe closes the
-// breaker and calls flow again. So the breaker never waits out a fixed
-// period after the server is back: at most one open period.
+// breaker and calls flow again. So the breaker never waits out more than
+// one open period after the server is back. The period is 800ms by
+// default (each one drawn from 640-960ms), so that the first dial after a
+// restarting server is back comes within a second; a client may let it
+// double after each failed probe, up to BreakerSettings.MaxOpenTimeout, to
+// spare a server with many clients at the cost of noticing its return
+// later.
 //
 // gobreaker (which the client used before) has a fixed open period and
 // lets users' calls through as its trial requests; neither fits.
 
-type breakerState int
+// BreakerState is the state of a client's circuit breaker, as events
+// ([EventBreakerStateChanged]) and [Stats] report it.
+type BreakerState int
 
+// The states of the breaker.
 const (
-	breakerClosed breakerState = iota
-	breakerOpen
-	breakerHalfOpen // a probe dial is in flight
+	// BreakerClosed: calls flow; failures to reach the server are counted.
+	BreakerClosed BreakerState = iota
+	// BreakerOpen: calls fail fast with ErrCircuitOpen (unless they wait
+	// for the server); the client probes the server once per open period.
+	BreakerOpen
+	// BreakerHalfOpen: the client's probe dial is in flight.
+	BreakerHalfOpen
+	// BreakerDisabled: Options.Breaker.ConsecutiveFailures is negative.
+	BreakerDisabled
 )
 
-var breakerStateNames = [...]string{"closed", "open", "half-open"}
+var breakerStateNames = [...]string{"closed", "open", "half-open", "disabled"}
 
-func (s breakerState) String() string { return breakerStateNames[s] }
+// String returns the state's name: "closed", "open", "half-open" or
+// "disabled".
+func (s BreakerState) String() string {
+	if s < 0 || int(s) >= len(breakerStateNames) {
+		return "unknown"
+	}
+	return breakerStateNames[s]
+}
+
+type breakerState = BreakerState
+
+const (
+	breakerClosed   = BreakerClosed
+	breakerOpen     = BreakerOpen
+	breakerHalfOpen = BreakerHalfOpen
+)
 
 // breaker is the state of the circuit breaker. It keeps no lock and no
 // clock of its own: Client.mu guards it, and its methods return the

@@ -265,9 +265,6 @@ func newBreaker(s BreakerSettings) breaker {
 	if b.first == 0 {
 		b.first = defaultOpenTimeout
 	}
-	if b.maxOpen == 0 {
-		b.maxOpen = defaultMaxOpenTimeout
-	}
 	b.maxOpen = max(b.maxOpen, b.first)
 	return b
 }
@@ -461,7 +458,7 @@ func (c *Client) emitTransition(t *transition) {
 	} else {
 		c.log.Info("circuit breaker state changed", zap.String("from", t.from.String()), zap.String("to", t.to.String()))
 	}
-	c.emit(Event{Kind: EventBreakerStateChanged, From: t.from.String(), To: t.to.String()})
+	c.emit(Event{Kind: EventBreakerStateChanged, From: t.from, To: t.to})
 }
 
 // Stats is a snapshot of what a [Client] has done. Counters only grow.
@@ -488,9 +485,8 @@ type Stats struct {
 	// is the first).
 	SessionID  string
 	Generation uint64
-	// Breaker is the breaker's state: "closed", "open", "half-open" (a
-	// probe is dialling), or "disabled".
-	Breaker string
+	// Breaker is the breaker's state.
+	Breaker BreakerState
 }
 
 type counters struct {
@@ -503,9 +499,9 @@ type counters struct {
 func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	cur := c.cur
-	br := c.br.state.String()
+	br := c.br.state
 	if c.br.threshold < 0 {
-		br = "disabled"
+		br = BreakerDisabled
 	}
 	c.mu.Unlock()
 	return Stats{

@@ -94,14 +94,16 @@ type BreakerSettings struct {
 	// breaker (the client then dials with the policy's backoff for as long
 	// as a reconnect lasts).
 	ConsecutiveFailures int
-	// OpenTimeout is the first open period: how long the breaker stays
-	// open before its first probe. Each failed probe doubles it, up to
-	// MaxOpenTimeout; each period is jittered by ±20%. 0 means 1s.
+	// OpenTimeout is the open period: how long the breaker stays open
+	// between the client's probes; each period is jittered by ±20%. It is
+	// also how late, at most, the client notices that the server is back.
+	// 0 means 800ms: the first probe after a restarting server is back
+	// comes within a second.
 	OpenTimeout time.Duration
-	// MaxOpenTimeout caps the open period, and so how late the client may
-	// notice that the server is back after a long outage (on average half
-	// of it). Raise it to spare a server with many clients; lower it to
-	// recover sooner. 0 means 2s; less than OpenTimeout means OpenTimeout.
+	// MaxOpenTimeout, when above OpenTimeout, lets each failed probe
+	// double the open period up to it: fewer dials to a server that stays
+	// down, a later return noticed. 0 (the default) or less than
+	// OpenTimeout means OpenTimeout: the period never grows.
 	MaxOpenTimeout time.Duration
 }
 
@@ -118,8 +120,7 @@ type BudgetSettings struct {
 const (
 	defaultConnectTimeout = 10 * time.Second
 	defaultBreakerFails   = 10
-	defaultOpenTimeout    = time.Second
-	defaultMaxOpenTimeout = 2 * time.Second
+	defaultOpenTimeout    = 800 * time.Millisecond
 )
 
 // validate reports the first field out of range, naming it.
@@ -133,7 +134,7 @@ func (o *Options) validate() error {
 	case o.Breaker.OpenTimeout < 0:
 		return fmt.Errorf("resilient: Options.Breaker.OpenTimeout is %v; want 0 (default %v) or more", o.Breaker.OpenTimeout, defaultOpenTimeout)
 	case o.Breaker.MaxOpenTimeout < 0:
-		return fmt.Errorf("resilient: Options.Breaker.MaxOpenTimeout is %v; want 0 (default %v) or more", o.Breaker.MaxOpenTimeout, defaultMaxOpenTimeout)
+		return fmt.Errorf("resilient: Options.Breaker.MaxOpenTimeout is %v; want 0 (the default: OpenTimeout) or more", o.Breaker.MaxOpenTimeout)
 	case o.Budget.Tokens >= 0 && o.Budget.Ratio < 0:
 		return fmt.Errorf("resilient: Options.Budget.Ratio is %v; want 0 (default %v) or more", o.Budget.Ratio, engine.DefaultBudgetRatio)
 	}

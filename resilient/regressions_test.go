@@ -60,7 +60,7 @@ func TestOnEventCallsOnBreakerClose(t *testing.T) {
 			&resilient.Options{
 				Breaker: resilient.BreakerSettings{ConsecutiveFailures: 1},
 				OnEvent: func(ev resilient.Event) {
-					if ev.Kind == resilient.EventBreakerStateChanged && ev.To == "closed" {
+					if ev.Kind == resilient.EventBreakerStateChanged && ev.To == resilient.BreakerClosed {
 						pinged <- c.Ping(context.Background(), nil) // no deadline: a hang would be forever
 					}
 				}})
