@@ -107,13 +107,16 @@ type BreakerSettings struct {
 	MaxOpenTimeout time.Duration
 }
 
-// BudgetSettings configure the retry budget ([engine.Budget]).
+// BudgetSettings configure the retry budget: a token bucket shared by
+// every call of a client, after gRPC's retry throttling. Each re-send that
+// reached the server and failed again costs a token, each success earns
+// Ratio back, and re-sends are allowed while more than half the tokens
+// remain.
 type BudgetSettings struct {
-	// Tokens is the budget's size. 0 means engine.DefaultBudgetTokens (100).
-	// Negative disables the budget.
+	// Tokens is the budget's size. 0 means 100. Negative disables the
+	// budget.
 	Tokens float64
-	// Ratio is the tokens each success earns back. 0 means
-	// engine.DefaultBudgetRatio (0.1).
+	// Ratio is the tokens each success earns back. 0 means 0.1.
 	Ratio float64
 }
 
