@@ -533,22 +533,22 @@ func (c *Client) settle(class retry.Class, err error, resent bool) {
 			return
 		}
 		c.mu.Lock()
-		var t *transition
+		var t []transition
 		if c.flight == nil {
 			t = c.br.success()
 			c.brDirty.Store(false)
 		}
 		c.mu.Unlock()
-		c.emitTransition(t)
+		c.emitTransitions(t)
 	case retry.NotSent, retry.Transient:
 		c.mu.Lock()
 		c.brDirty.Store(true)
 		t := c.br.failure(err)
-		if t != nil && c.flight == nil && !c.closed {
+		if len(t) > 0 && c.br.isOpen() && c.flight == nil && !c.closed {
 			c.startFlightLocked(err)
 		}
 		c.mu.Unlock()
-		c.emitTransition(t)
+		c.emitTransitions(t)
 	case retry.SessionClosed, retry.SessionLost, retry.Ambiguous:
 		if resent {
 			c.budget.Failure()

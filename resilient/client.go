@@ -56,7 +56,7 @@ type Client struct {
 	cur        *conn
 	closed     bool
 	flight     *flight // the reconnect in progress, if any
-	br         breaker
+	br         *breaker
 	resumeFrom string // the session whose server state is the client's
 	// lineage changes whenever a reconnect loses the server-side state (a
 	// resume skipped or failed): a call whose first attempt ran in another
@@ -257,18 +257,6 @@ func (c *Client) connectFirst(ctx context.Context, once bool) (*conn, error) {
 	}
 }
 
-func newBreaker(s BreakerSettings) breaker {
-	b := breaker{threshold: s.ConsecutiveFailures, first: s.OpenTimeout, maxOpen: s.MaxOpenTimeout}
-	if b.threshold == 0 {
-		b.threshold = defaultBreakerFails
-	}
-	if b.first == 0 {
-		b.first = defaultOpenTimeout
-	}
-	b.maxOpen = max(b.maxOpen, b.first)
-	return b
-}
-
 // watch starts the goroutine that notices when cs dies by itself (a failed
 // standalone SSE stream, keepalive, a dead stdio process).
 func (c *Client) watch(cs *mcp.ClientSession, obs *observer, end context.CancelFunc, gen uint64) *conn {
@@ -448,17 +436,16 @@ func (c *Client) emit(ev Event) {
 	}
 }
 
-// emitTransition logs and reports a breaker transition, if any.
-func (c *Client) emitTransition(t *transition) {
-	if t == nil {
-		return
+// emitTransitions logs and reports breaker transitions, in order.
+func (c *Client) emitTransitions(ts []transition) {
+	for _, t := range ts {
+		if t.to == BreakerOpen {
+			c.log.Warn("circuit breaker opened", zap.Stringer("from", t.from))
+		} else {
+			c.log.Info("circuit breaker state changed", zap.Stringer("from", t.from), zap.Stringer("to", t.to))
+		}
+		c.emit(Event{Kind: EventBreakerStateChanged, From: t.from, To: t.to})
 	}
-	if t.to == breakerOpen {
-		c.log.Warn("circuit breaker opened", zap.String("from", t.from.String()))
-	} else {
-		c.log.Info("circuit breaker state changed", zap.String("from", t.from.String()), zap.String("to", t.to.String()))
-	}
-	c.emit(Event{Kind: EventBreakerStateChanged, From: t.from, To: t.to})
 }
 
 // Stats is a snapshot of what a [Client] has done. Counters only grow.
@@ -499,10 +486,7 @@ type counters struct {
 func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	cur := c.cur
-	br := c.br.state
-	if c.br.threshold < 0 {
-		br = BreakerDisabled
-	}
+	br := c.br.state()
 	c.mu.Unlock()
 	return Stats{
 		Calls:             c.stats.calls.Load(),
