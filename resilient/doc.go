@@ -119,7 +119,9 @@
 // at once for a herd). While it is open the client's own prober dials the
 // server once per open period (800ms, jittered by ±20%) and the first dial
 // that connects closes it: the client is never locked out longer than one
-// period after the server is back. [BreakerState] names its states in
+// period after the server is back. Its state machine is
+// github.com/sony/gobreaker/v2's TwoStepCircuitBreaker; only the prober
+// takes its half-open trial, so users' calls are never trial requests. [BreakerState] names its states in
 // events and [Stats]. Every re-send, replays included, is checked against a
 // retry budget shared by all calls (Options.Budget, a token bucket after
 // gRPC's retry throttling): each re-send that reached the server and failed
