@@ -288,11 +288,6 @@ func decide(a Attempt) Decision {
 	return Decision{Action: ActBackoff}
 }
 
-// ProvedNotRun reports whether the attempt provably did not run its call:
-// the evidence the rule goes by, for callers gathering facts (whether the
-// tool's annotations are worth fetching, say).
-func (a Attempt) ProvedNotRun() bool { return provedNotRun(a) }
-
 // NeedsAnnotations reports whether the decision on a failed tools/call
 // depends on its tool's annotations: the attempt may have run it, and
 // nothing else (the caller's word, the server's deduplication, a refusal,
@@ -344,8 +339,3 @@ func replayable(a Attempt) bool {
 	}
 	return !a.IgnoreAnnotations && (a.Call.ReadOnly || a.Call.Idempotent)
 }
-
-// Harmless reports whether the call may run twice without harm by its
-// nature or the caller's word: a call that is not harmless and may have
-// run has an unknown outcome when it stops.
-func (a Attempt) Harmless() bool { return harmless(a) }
