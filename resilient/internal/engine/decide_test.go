@@ -242,3 +242,30 @@ func TestDecideCancelledUnknown(t *testing.T) {
 		}
 	}
 }
+
+// The tool's annotations are fetched only when they decide.
+func TestNeedsAnnotations(t *testing.T) {
+	write := engine.Call{Method: engine.MethodCallTool}
+	tests := []struct {
+		name string
+		in   engine.Attempt
+		want bool
+	}{
+		{"a tools/call that may have run", engine.Attempt{Class: retry.Ambiguous, Request: engine.RequestMayHaveRun, Call: write}, true},
+		{"unobserved, ambiguous", engine.Attempt{Class: retry.Ambiguous, Call: write}, true},
+		{"never sent", engine.Attempt{Class: retry.Ambiguous, Request: engine.RequestNotSent, Call: write}, false},
+		{"refused", engine.Attempt{Class: retry.Ambiguous, Request: engine.RequestRefused, Status: 413, Call: write}, false},
+		{"the server deduplicates", engine.Attempt{Class: retry.Ambiguous, Call: engine.Call{Method: engine.MethodCallTool, Dedup: true}}, false},
+		{"the caller said", engine.Attempt{Class: retry.Ambiguous, Call: write, Override: engine.Overrides{Replay: engine.ReplayNo}}, false},
+		{"annotations ignored", engine.Attempt{Class: retry.Ambiguous, Call: write, IgnoreAnnotations: true}, false},
+		{"not a tools/call", engine.Attempt{Class: retry.Ambiguous, Call: engine.Call{Method: "tools/list"}}, false},
+		{"a JSON-RPC answer", engine.Attempt{Class: retry.Protocol, Call: write}, false},
+		{"success", engine.Attempt{Class: retry.OK, Call: write}, false},
+		{"the caller's context ended", engine.Attempt{Class: retry.Cancelled, CallerDone: true, Call: write}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.in.NeedsAnnotations(); got != tt.want {
+			t.Errorf("%s: NeedsAnnotations = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
