@@ -49,7 +49,8 @@ const (
 	// BreakerOpen: calls fail fast with ErrCircuitOpen (unless they wait
 	// for the server); the client probes the server once per open period.
 	BreakerOpen
-	// BreakerHalfOpen: the client's probe dial is in flight.
+	// BreakerHalfOpen: the open period has passed; the client's probe
+	// dial is due or in flight, and calls still fail fast.
 	BreakerHalfOpen
 	// BreakerDisabled: Options.Breaker.ConsecutiveFailures is negative.
 	BreakerDisabled

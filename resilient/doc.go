@@ -121,7 +121,12 @@
 // that connects closes it: the client is never locked out longer than one
 // period after the server is back. Its state machine is
 // github.com/sony/gobreaker/v2's TwoStepCircuitBreaker; only the prober
-// takes its half-open trial, so users' calls are never trial requests. [BreakerState] names its states in
+// takes its half-open trial, so users' calls are never trial requests.
+// Two small parts are the client's own, because gobreaker's open period is
+// fixed and it closes only through a trial: the prober's pacing (each
+// period jittered, and doubled after a failed probe when
+// BreakerSettings.MaxOpenTimeout allows), and closing the breaker when a
+// reconnect that began while it was closed connects after it opened. [BreakerState] names its states in
 // events and [Stats]. Every re-send, replays included, is checked against a
 // retry budget shared by all calls (Options.Budget, a token bucket after
 // gRPC's retry throttling): each re-send that reached the server and failed
