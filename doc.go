@@ -15,9 +15,10 @@
 //
 //   - [github.com/mcpkit/resilience/resilient]: the Client, a drop-in for
 //     *mcp.ClientSession that reconnects, resumes and replays safely.
-//   - [github.com/mcpkit/resilience/retry]: pure decisions: error
-//     classification, retry policy, backoff, retry budget, per-call
-//     overrides.
+//   - [github.com/mcpkit/resilience/retry]: what users configure and
+//     inspect: the retry policy, the per-call overrides, error
+//     classification, and ErrExhausted with its typed reason. The decision
+//     engine itself is internal to resilient.
 //   - [github.com/mcpkit/resilience/resume]: the wire contract shared by
 //     both halves (tool name, results, _meta keys, error codes, capability
 //     names) and the client-side Resumer that calls resume_session.

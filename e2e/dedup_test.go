@@ -11,7 +11,7 @@ import (
 
 	"github.com/mcpkit/resilience/resilient"
 	"github.com/mcpkit/resilience/resume"
-	"github.com/mcpkit/resilience/retry"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 )
 
 // replayBound is how soon a replay of a call whose replica died must be
@@ -66,7 +66,7 @@ func TestDedupReplayAfterReplicaDeath(t *testing.T) {
 	}
 	took := a.at.Sub(killed)
 	switch {
-	case errors.Is(a.err, resilient.ErrOutcomeUnknown) && retry.HasCode(a.err, resume.CodeOutcomeUnknown):
+	case errors.Is(a.err, resilient.ErrOutcomeUnknown) && hasRPCCode(a.err, resume.CodeOutcomeUnknown):
 		t.Logf("the replay was answered outcome unknown: %v", a.err)
 	case a.err == nil:
 		t.Errorf("the call succeeded, but the replica that ran it died before it incremented: it ran twice")
@@ -92,4 +92,25 @@ func TestDedupReplayAfterReplicaDeath(t *testing.T) {
 		t.Errorf("counter = %d, want 1: slow_increment died before incrementing and must not have run again", got.Counter)
 	}
 	fmt.Printf("FIGURE dedup replay after replica death: answered %v after SIGKILL (outcome unknown), tool runs %d\n", took.Round(time.Millisecond), starts)
+}
+
+// hasRPCCode reports whether any JSON-RPC error in err's tree has code.
+func hasRPCCode(err error, code int64) bool {
+	if err == nil {
+		return false
+	}
+	if we, ok := err.(*jsonrpc.Error); ok && we.Code == code {
+		return true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return hasRPCCode(u.Unwrap(), code)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if hasRPCCode(e, code) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
 
+	"github.com/mcpkit/resilience/resilient/internal/engine"
 	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/retry"
 )
@@ -29,10 +29,10 @@ type attemptFunc[R any] func(ctx context.Context, cs *mcp.ClientSession, meta mc
 // run is the life of one call (package doc, "One call"): it claims the
 // call's per-call overrides from ctx, then runs it.
 func run[R any](ctx context.Context, c *Client, o op, f attemptFunc[R]) (R, error) {
-	ov, claimed := ctx.Value(claimedKey{}).(retry.Overrides)
+	ov, claimed := ctx.Value(claimedKey{}).(engine.Overrides)
 	if !claimed {
 		var err error
-		if ov, err = retry.TakeOverrides(ctx); err != nil {
+		if ov, err = engine.TakeOverrides(ctx); err != nil {
 			var zero R
 			return zero, fmt.Errorf("resilient: %s: %w", o.method, err)
 		}
@@ -62,10 +62,10 @@ func run[R any](ctx context.Context, c *Client, o op, f attemptFunc[R]) (R, erro
 
 // runWith tries the call on the current session; after a failure it
 // gathers the facts (the error's class, what the transport saw, the
-// session replaced when it must be) and executes what retry.Decide says.
+// session replaced when it must be) and executes what engine.Decide says.
 // Time bounds the call: waits end with the caller's context or the
 // policy's MaxElapsed, attempts only with the caller's context.
-func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f attemptFunc[R], info *CallInfo) (R, error) {
+func runWith[R any](ctx context.Context, c *Client, o op, ov engine.Overrides, f attemptFunc[R], info *CallInfo) (R, error) {
 	var zero R
 	c.stats.calls.Add(1)
 	cl := call{c: c, o: o, ov: ov, p: c.policy, ctx: ctx, start: time.Now(), lineage: c.lineage.Load()}
@@ -77,6 +77,10 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 	stopIsUnknown := false // should the call stop before its next attempt, its outcome is unknown
 	replayed := false      // the next attempt is sent on a session that replaced the last one's
 	ranBefore := false     // an earlier attempt may have run the call
+	if err := ctx.Err(); err != nil {
+		// Nothing is sent on a context that already ended.
+		return zero, err
+	}
 	for attempt := 1; ; attempt++ {
 		cur, err := c.acquire(cl.waits, attempt == 1 && !ov.WaitForReady)
 		if err != nil {
@@ -97,7 +101,7 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 			return res, nil
 		}
 		var rerr error
-		if !in.CallerDone && !in.Closed && retry.NeedsNewSession(in) {
+		if !in.CallerDone && !in.Closed && engine.Replace(in) {
 			var fl *flight
 			fl, rerr = c.replace(cl.waits(), cur, err)
 			if info != nil && fl != nil && rerr == nil {
@@ -105,33 +109,41 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 			}
 			in = cl.reconnected(in, rerr)
 		}
+		in = cl.annotate(in, cur)
 		in.AttemptsLeft = cl.p.MaxAttempts == 0 || attempt < cl.p.MaxAttempts
 		in.BudgetLeft = c.budget.Allow()
 		in.RanBefore = ranBefore
-		d := retry.Decide(in)
+		d := engine.Decide(in)
 		cl.report(attempt, cur, in, d, err)
 		switch d.Action {
-		case retry.ActReturn:
-			if in.Reconnected == retry.ReconnectFailed {
+		case engine.ActReturn:
+			if in.Reconnected == engine.ReconnectFailed {
 				return zero, cl.stopped(rerr, attempt, err)
 			}
+			if in.Request == engine.RequestRefused {
+				// The SDK's text names the status only in words.
+				return zero, fmt.Errorf("resilient: %s refused with HTTP status %d: %w", o.method, in.Status, err)
+			}
 			return zero, err
-		case retry.ActCancelled:
-			return zero, ctx.Err()
-		case retry.ActClosed:
+		case engine.ActCancelled:
+			if !isContextErr(err) {
+				last = err // the attempt failed for a reason of its own first
+			}
+			return zero, cl.ended(ctx.Err(), last, d.StopIsUnknown)
+		case engine.ActClosed:
 			return zero, ErrClosed
-		case retry.ActOutcomeUnknown:
+		case engine.ActOutcomeUnknown:
 			return zero, c.outcomeUnknown(o, err)
-		case retry.ActExhausted:
+		case engine.ActExhausted:
 			return zero, &retry.ExhaustedError{Attempts: attempt, Reason: d.Reason, Last: err}
-		case retry.ActBackoff:
+		case engine.ActBackoff:
 			if berr := cl.backoff(attempt, pr, err); berr != nil {
 				return zero, cl.stoppedBetween(berr, attempt, err, d.StopIsUnknown)
 			}
-		case retry.ActReplay:
+		case engine.ActReplay:
 			c.stats.replays.Add(1)
 		}
-		replayed = d.Action == retry.ActReplay
+		replayed = d.Action == engine.ActReplay
 		ranBefore = ranBefore || d.MayHaveRun
 		stopIsUnknown = d.StopIsUnknown
 		last = err
@@ -144,14 +156,14 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov retry.Overrides, f 
 type call struct {
 	c       *Client
 	o       op
-	ov      retry.Overrides
+	ov      engine.Overrides
 	p       retry.Policy
 	ctx     context.Context // the caller's
 	start   time.Time
 	lineage uint64 // the client's lineage when the call started
 	wctx    context.Context
 	cancel  context.CancelFunc
-	bo      backoff.BackOff
+	bo      engine.BackOff
 }
 
 // waits returns the context that bounds the call's waits: the caller's,
@@ -175,18 +187,18 @@ func (cl *call) end() {
 
 // facts gathers what Decide needs about a finished attempt, and records
 // its outcome with the breaker and the budget.
-func (cl *call) facts(attempt int, cur *conn, pr *probe, err error) retry.Attempt {
+func (cl *call) facts(attempt int, cur *conn, pr *probe, err error) engine.Attempt {
 	c := cl.c
 	class := retry.Classify(err)
 	c.settle(class, err, attempt > 1)
 	if class == retry.OK {
-		return retry.Attempt{}
+		return engine.Attempt{}
 	}
-	in := retry.Attempt{
+	in := engine.Attempt{
 		Class:             class,
 		CallerDone:        cl.ctx.Err() != nil,
 		Closed:            c.isClosed(),
-		InProgress:        retry.HasCode(err, resume.CodeInProgress) || retry.HasCode(err, resume.CodeOutcomeUnknown),
+		InProgress:        engine.HasCode(err, resume.CodeInProgress) || engine.HasCode(err, resume.CodeOutcomeUnknown),
 		Replay:            attempt > 1,
 		SessionDead:       cur.isDead(),
 		Adopting:          cur.adopts,
@@ -205,13 +217,12 @@ func (cl *call) facts(attempt int, cur *conn, pr *probe, err error) retry.Attemp
 }
 
 // reconnected adds the outcome of replacing the session to in, and what
-// the new session tells about the call (its server's deduplication, its
-// tool's annotations when they were unknown).
-func (cl *call) reconnected(in retry.Attempt, rerr error) retry.Attempt {
+// the new session tells about the call (its server's deduplication).
+func (cl *call) reconnected(in engine.Attempt, rerr error) engine.Attempt {
 	c := cl.c
 	switch {
 	case rerr == nil:
-		in.Reconnected = retry.ReconnectDone
+		in.Reconnected = engine.ReconnectDone
 	case cl.ctx.Err() != nil:
 		in.CallerDone = true
 		return in
@@ -219,7 +230,7 @@ func (cl *call) reconnected(in retry.Attempt, rerr error) retry.Attempt {
 		in.Closed = true
 		return in
 	default:
-		in.Reconnected = retry.ReconnectFailed
+		in.Reconnected = engine.ReconnectFailed
 		return in
 	}
 	next, err := c.current()
@@ -228,31 +239,50 @@ func (cl *call) reconnected(in retry.Attempt, rerr error) retry.Attempt {
 		return in
 	}
 	in.Call = c.describe(cl.o, next, cl.lineage)
-	// The tool's annotations matter only to a call that may have run and
-	// has no other ground for a replay: fetch them only then.
-	if cl.o.tool != "" && !in.ProvedNotRun() && !in.Call.Dedup && in.Override.Replay == retry.ReplayDefault {
-		if _, known := c.hints(cl.o.tool); !known {
-			c.refreshTools(cl.waits(), next)
-			in.Call = c.describe(cl.o, next, cl.lineage)
+	return in
+}
+
+// annotate makes sure the decision on a tools/call that may have run
+// knows its tool's annotations when they decide (Attempt.NeedsAnnotations):
+// if the client does not know them, it lists the tools once, on the
+// session the call would be sent on next (the one that replaced cur, or
+// cur itself when it was kept: a server that adopts sessions, a stateless
+// one, a connection dropped with the session intact).
+func (cl *call) annotate(in engine.Attempt, cur *conn) engine.Attempt {
+	if !in.NeedsAnnotations() || in.Reconnected == engine.ReconnectFailed {
+		return in
+	}
+	c := cl.c
+	if _, known := c.hints(cl.o.tool); known {
+		return in
+	}
+	next := cur
+	if in.Reconnected == engine.ReconnectDone {
+		var err error
+		if next, err = c.current(); err != nil {
+			in.Closed = true
+			return in
 		}
 	}
+	c.refreshTools(cl.waits(), next)
+	in.Call = c.describe(cl.o, next, cl.lineage)
 	return in
 }
 
 // report logs and emits the failed attempt and what was decided.
-func (cl *call) report(attempt int, cur *conn, in retry.Attempt, d retry.Decision, err error) {
+func (cl *call) report(attempt int, cur *conn, in engine.Attempt, d engine.Decision, err error) {
 	c := cl.c
-	if d.Action == retry.ActCancelled || d.Action == retry.ActClosed {
+	if d.Action == engine.ActCancelled || d.Action == engine.ActClosed {
 		return
 	}
 	c.log.Debug("attempt failed", zap.String("method", cl.o.method), zap.String("session_id", cur.cs.ID()),
 		zap.Uint64("generation", cur.gen), zap.Int("attempt", attempt), zap.Stringer("class", in.Class),
 		zap.Int("status", in.Status), zap.Stringer("action", d.Action), zap.Error(err))
 	switch d.Action {
-	case retry.ActReplay:
+	case engine.ActReplay:
 		c.emit(Event{Kind: EventReplayed, Method: cl.o.method, Tool: cl.o.tool, Class: in.Class, Attempt: attempt + 1})
-	case retry.ActExhausted:
-		if d.Reason == "retry budget" {
+	case engine.ActExhausted:
+		if d.Reason == retry.ReasonBudget {
 			c.stats.budgetExhausted.Add(1)
 			c.log.Warn("retry budget exhausted", zap.String("method", cl.o.method), zap.Float64("tokens", c.budget.Tokens()))
 			c.emit(Event{Kind: EventBudgetExhausted, Method: cl.o.method, Tool: cl.o.tool, Class: in.Class, Attempt: attempt, Err: err})
@@ -265,20 +295,20 @@ func (cl *call) report(attempt int, cur *conn, in retry.Attempt, d retry.Decisio
 // past the call's bounds is not started.
 func (cl *call) backoff(attempt int, pr *probe, err error) error {
 	if cl.bo == nil {
-		cl.bo = cl.p.NewBackOff()
+		cl.bo = engine.NewBackOff(cl.p)
 	}
 	wait := cl.bo.NextBackOff()
-	if wait == backoff.Stop {
-		return &retry.ExhaustedError{Attempts: attempt, Reason: "max elapsed time", Last: err}
+	if wait == engine.Stop {
+		return &retry.ExhaustedError{Attempts: attempt, Reason: retry.ReasonMaxElapsed, Last: err}
 	}
-	reason := "max elapsed time"
+	reason := retry.ReasonMaxElapsed
 	if ra := pr.retryAfterHint(); ra > wait {
-		wait, reason = ra, "Retry-After beyond the call's time bound"
+		wait, reason = ra, retry.ReasonRetryAfter
 	}
 	if dl, ok := cl.ctx.Deadline(); ok && time.Until(dl) < wait {
 		// The caller's deadline comes first: the call ends with it, now
 		// rather than at the deadline.
-		return context.DeadlineExceeded
+		return errDeadlineFirst
 	}
 	if dl, ok := cl.waits().Deadline(); ok && time.Until(dl) < wait {
 		return &retry.ExhaustedError{Attempts: attempt, Reason: reason, Last: err}
@@ -288,19 +318,29 @@ func (cl *call) backoff(attempt int, pr *probe, err error) error {
 	case <-time.After(wait):
 		return nil
 	case <-cl.wctx.Done():
-		return cl.stopped(cl.wctx.Err(), attempt, err)
+		return cl.wctx.Err()
 	case <-cl.c.ctx.Done():
 		return ErrClosed
 	}
 }
 
+// errDeadlineFirst ends a wait that would outlast the caller's deadline.
+var errDeadlineFirst = errors.New("resilient: the caller's deadline comes before the wait ends")
+
 // stoppedBetween returns the error of a call that stopped between two
-// attempts with err (its wait ended): ErrOutcomeUnknown wrapping it when
-// the last decision said an attempt may have run it (Decision.
-// StopIsUnknown), unless the caller's context or Close ended it.
+// attempts with err (its wait ended), after attempts attempts whose last
+// failed with last: ErrOutcomeUnknown wrapping it too when the last
+// decision said an attempt may have run it (Decision.StopIsUnknown),
+// unless Close ended it.
 func (cl *call) stoppedBetween(err error, attempts int, last error, unknown bool) error {
+	switch {
+	case cl.ctx.Err() != nil:
+		return cl.ended(cl.ctx.Err(), last, unknown)
+	case err == errDeadlineFirst:
+		return cl.ended(context.DeadlineExceeded, last, unknown)
+	}
 	err = cl.stopped(err, attempts, last)
-	if !unknown || cl.ctx.Err() != nil || errors.Is(err, ErrClosed) {
+	if !unknown || errors.Is(err, ErrClosed) {
 		return err
 	}
 	return cl.c.outcomeUnknown(cl.o, err)
@@ -311,16 +351,45 @@ func (cl *call) stoppedBetween(err error, attempts int, last error, unknown bool
 func (cl *call) stopped(err error, attempts int, last error) error {
 	switch {
 	case cl.ctx.Err() != nil:
-		return cl.ctx.Err()
+		return cl.ended(cl.ctx.Err(), last, false)
 	case errors.Is(err, ErrClosed):
 		return ErrClosed
 	case cl.wctx != nil && cl.wctx.Err() != nil && errors.Is(err, cl.wctx.Err()):
 		if last == nil {
 			last = cl.c.lastFailure()
 		}
-		return &retry.ExhaustedError{Attempts: attempts, Reason: "max elapsed time", Last: last}
+		return &retry.ExhaustedError{Attempts: attempts, Reason: retry.ReasonMaxElapsed, Last: last}
 	}
 	return err
+}
+
+// ended returns the error of a call that its context ended (ctxErr),
+// after attempts whose last failed with last (nil when none failed but by
+// the context): ctxErr itself when nothing failed before and nothing may
+// have run; otherwise an error that matches ctxErr and carries the last
+// failure, gRPC style; and one that matches ErrOutcomeUnknown too when an
+// attempt may have run a call that is not harmless to repeat (unknown).
+func (cl *call) ended(ctxErr, last error, unknown bool) error {
+	err := ctxErr
+	if last != nil {
+		err = &contextError{ctx: ctxErr, last: last}
+	}
+	if unknown {
+		return cl.c.outcomeUnknown(cl.o, err)
+	}
+	return err
+}
+
+// contextError is a context's error after failed attempts: it matches the
+// context's error and the last failure, and says both.
+type contextError struct{ ctx, last error }
+
+func (e *contextError) Error() string   { return e.ctx.Error() + "; last error: " + e.last.Error() }
+func (e *contextError) Unwrap() []error { return []error{e.ctx, e.last} }
+
+// isContextErr reports whether err is a context's error.
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // acquire returns the session to send on. While a reconnect is in
@@ -446,12 +515,16 @@ func (c *Client) cancelAttempts() {
 }
 
 // settle records an attempt's outcome with the breaker and the budget.
-// Failures that show the server unreachable or refusing count against
-// both; a re-sent call that fails again (a lost session once more, a drop)
-// costs a budget token too, so that a balancer that keeps losing sessions
-// cannot loop its callers; an answer from the server counts for them. When
-// a failure opens the breaker and no reconnect is running, one starts: it
-// is the probe that closes the breaker again.
+// The budget counts re-sends that reached the server and failed again (a
+// lost session once more, a drop, a 5xx), so that a balancer that keeps
+// losing sessions cannot loop its callers. A failure to reach the server
+// (a refused connection, 429 or 503) costs no token: the breaker counts
+// it, and once open its one prober does the dialling, throttled by its
+// backoff; charging those failures to the budget as well would throttle
+// twice, and a restart of the only server would drain it. An answer from
+// the server counts for both. When a failure opens the breaker and no
+// reconnect is running, one starts: it is the probe that closes the
+// breaker again.
 func (c *Client) settle(class retry.Class, err error, resent bool) {
 	switch class {
 	case retry.OK, retry.Protocol:
@@ -460,23 +533,22 @@ func (c *Client) settle(class retry.Class, err error, resent bool) {
 			return
 		}
 		c.mu.Lock()
-		var t *transition
+		var t []transition
 		if c.flight == nil {
 			t = c.br.success()
 			c.brDirty.Store(false)
 		}
 		c.mu.Unlock()
-		c.emitTransition(t)
+		c.emitTransitions(t)
 	case retry.NotSent, retry.Transient:
-		c.budget.Failure()
 		c.mu.Lock()
 		c.brDirty.Store(true)
 		t := c.br.failure(err)
-		if t != nil && c.flight == nil && !c.closed {
+		if len(t) > 0 && c.br.isOpen() && c.flight == nil && !c.closed {
 			c.startFlightLocked(err)
 		}
 		c.mu.Unlock()
-		c.emitTransition(t)
+		c.emitTransitions(t)
 	case retry.SessionClosed, retry.SessionLost, retry.Ambiguous:
 		if resent {
 			c.budget.Failure()

@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
 
+	"github.com/mcpkit/resilience/resilient/internal/engine"
 	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/retry"
 )
@@ -37,8 +37,8 @@ type Client struct {
 	hiddenTool     string
 	log            *zap.Logger
 	hooks          Hooks
-	events         *eventQueue   // nil without Options.OnEvent
-	budget         *retry.Budget // nil when disabled
+	events         *eventQueue    // nil without Options.OnEvent
+	budget         *engine.Budget // nil when disabled
 	// writesMeta: the pinned protocol version is 2026-07-28 or later, under
 	// which the SDK writes _meta into every request's params.
 	writesMeta bool
@@ -56,15 +56,14 @@ type Client struct {
 	cur        *conn
 	closed     bool
 	flight     *flight // the reconnect in progress, if any
-	br         breaker
+	br         *breaker
 	resumeFrom string // the session whose server state is the client's
 	// lineage changes whenever a reconnect loses the server-side state (a
 	// resume skipped or failed): a call whose first attempt ran in another
 	// lineage cannot count on the server's deduplication.
-	lineage  atomic.Uint64 // written under mu
-	state    sessionState
-	tools    map[string]toolHints
-	toolsGen uint64 // generation whose tool list filled tools
+	lineage atomic.Uint64 // written under mu
+	state   sessionState
+	tools   *toolCache
 
 	// Attempts in flight, cancelled by Close (see runAttempt).
 	attemptsMu sync.Mutex
@@ -117,8 +116,6 @@ type flight struct {
 	info ReconnectInfo
 }
 
-type toolHints struct{ readOnly, idempotent bool }
-
 // Connect connects to the server through a transport from newTransport and
 // returns a Client on the new session.
 //
@@ -135,7 +132,10 @@ type toolHints struct{ readOnly, idempotent bool }
 // with an error naming it.
 //
 // client's handlers, middleware and roots apply to every session the Client
-// creates. ctx bounds the first connection only.
+// creates. Connect adds one receiving middleware to client, which watches
+// notifications/tools/list_changed to keep the client's knowledge of tool
+// annotations current (it passes every message on untouched). ctx bounds
+// the first connection only.
 func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFactory, opts *Options) (*Client, error) {
 	if client == nil {
 		return nil, errors.New("resilient: Connect: mcp.Client is nil")
@@ -157,7 +157,7 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		connectTimeout: opts.ConnectTimeout,
 		showResumeTool: opts.ShowResumeTool,
 		log:            opts.Logger,
-		tools:          map[string]toolHints{},
+		tools:          newToolCache(),
 		attempts:       map[uint64]context.CancelFunc{},
 		br:             newBreaker(opts.Breaker),
 		hooks:          opts.Hooks,
@@ -179,12 +179,13 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		c.log = zap.NewNop()
 	}
 	if opts.Budget.Tokens >= 0 {
-		b, err := retry.NewBudget(opts.Budget.Tokens, opts.Budget.Ratio)
+		b, err := engine.NewBudget(opts.Budget.Tokens, opts.Budget.Ratio)
 		if err != nil {
 			return nil, fmt.Errorf("resilient: Options.Budget: %w", err)
 		}
 		c.budget = b
 	}
+	watchListChanged(client, c.tools)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if fn := eventFunc(opts.Hooks.Event, opts.OnEvent); fn != nil {
 		c.events = newEventQueue(fn)
@@ -226,7 +227,7 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 // "not yet" (see Connect).
 func (c *Client) connectFirst(ctx context.Context, once bool) (*conn, error) {
 	start := time.Now()
-	bo := c.policy.NewBackOff()
+	bo := engine.NewBackOff(c.policy)
 	for attempt := 1; ; attempt++ {
 		cn, err := c.dial(ctx, 1)
 		if err == nil {
@@ -240,13 +241,13 @@ func (c *Client) connectFirst(ctx context.Context, once bool) (*conn, error) {
 			return nil, fmt.Errorf("resilient: connect: %w", err)
 		}
 		if c.policy.MaxAttempts > 0 && attempt >= c.policy.MaxAttempts {
-			return nil, fmt.Errorf("resilient: connect: %w", &retry.ExhaustedError{Attempts: attempt, Reason: "max attempts", Last: err})
+			return nil, fmt.Errorf("resilient: connect: %w", &retry.ExhaustedError{Attempts: attempt, Reason: retry.ReasonMaxAttempts, Last: err})
 		}
 		// Reported when Connect tries again; the last failure is its error.
 		c.emit(Event{Kind: EventAttemptFailed, Method: "initialize", Class: class, Attempt: attempt, Err: err})
 		wait := bo.NextBackOff()
-		if wait == backoff.Stop || c.policy.MaxElapsed > 0 && time.Since(start)+wait > c.policy.MaxElapsed {
-			return nil, fmt.Errorf("resilient: connect: %w", &retry.ExhaustedError{Attempts: attempt, Reason: "max elapsed time", Last: err})
+		if wait == engine.Stop || c.policy.MaxElapsed > 0 && time.Since(start)+wait > c.policy.MaxElapsed {
+			return nil, fmt.Errorf("resilient: connect: %w", &retry.ExhaustedError{Attempts: attempt, Reason: retry.ReasonMaxElapsed, Last: err})
 		}
 		c.log.Debug("connect failed; trying again", zap.Int("attempt", attempt), zap.Stringer("class", class),
 			zap.Duration("backoff", wait), zap.Error(err))
@@ -254,21 +255,6 @@ func (c *Client) connectFirst(ctx context.Context, once bool) (*conn, error) {
 			return nil, fmt.Errorf("resilient: connect: %w; last failure: %w", serr, err)
 		}
 	}
-}
-
-func newBreaker(s BreakerSettings) breaker {
-	b := breaker{threshold: s.ConsecutiveFailures, first: s.OpenTimeout, maxOpen: s.MaxOpenTimeout}
-	if b.threshold == 0 {
-		b.threshold = defaultBreakerFails
-	}
-	if b.first == 0 {
-		b.first = defaultOpenTimeout
-	}
-	if b.maxOpen == 0 {
-		b.maxOpen = defaultMaxOpenTimeout
-	}
-	b.maxOpen = max(b.maxOpen, b.first)
-	return b
 }
 
 // watch starts the goroutine that notices when cs dies by itself (a failed
@@ -450,17 +436,16 @@ func (c *Client) emit(ev Event) {
 	}
 }
 
-// emitTransition logs and reports a breaker transition, if any.
-func (c *Client) emitTransition(t *transition) {
-	if t == nil {
-		return
+// emitTransitions logs and reports breaker transitions, in order.
+func (c *Client) emitTransitions(ts []transition) {
+	for _, t := range ts {
+		if t.to == BreakerOpen {
+			c.log.Warn("circuit breaker opened", zap.Stringer("from", t.from))
+		} else {
+			c.log.Info("circuit breaker state changed", zap.Stringer("from", t.from), zap.Stringer("to", t.to))
+		}
+		c.emit(Event{Kind: EventBreakerStateChanged, From: t.from, To: t.to})
 	}
-	if t.to == breakerOpen {
-		c.log.Warn("circuit breaker opened", zap.String("from", t.from.String()))
-	} else {
-		c.log.Info("circuit breaker state changed", zap.String("from", t.from.String()), zap.String("to", t.to.String()))
-	}
-	c.emit(Event{Kind: EventBreakerStateChanged, From: t.from.String(), To: t.to.String()})
 }
 
 // Stats is a snapshot of what a [Client] has done. Counters only grow.
@@ -487,9 +472,8 @@ type Stats struct {
 	// is the first).
 	SessionID  string
 	Generation uint64
-	// Breaker is the breaker's state: "closed", "open", "half-open" (a
-	// probe is dialling), or "disabled".
-	Breaker string
+	// Breaker is the breaker's state.
+	Breaker BreakerState
 }
 
 type counters struct {
@@ -502,10 +486,7 @@ type counters struct {
 func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	cur := c.cur
-	br := c.br.state.String()
-	if c.br.threshold < 0 {
-		br = "disabled"
-	}
+	br := c.br.state()
 	c.mu.Unlock()
 	return Stats{
 		Calls:             c.stats.calls.Load(),

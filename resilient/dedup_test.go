@@ -11,6 +11,7 @@ import (
 
 	"github.com/mcpkit/resilience/internal/testserver"
 	"github.com/mcpkit/resilience/resilient"
+	"github.com/mcpkit/resilience/resilient/internal/engine"
 	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/retry"
 )
@@ -77,7 +78,7 @@ func TestDedupMismatchedReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"note": "b"}, Meta: keyMeta("note-1")})
-	if !retry.HasCode(err, resume.CodeKeyReused) {
+	if !engine.HasCode(err, resume.CodeKeyReused) {
 		t.Fatalf("same key, other arguments: err = %v, want JSON-RPC %d", err, resume.CodeKeyReused)
 	}
 	res, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "list_notes"})

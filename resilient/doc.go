@@ -31,18 +31,28 @@
 //     reconnect. A reconnect happens once for all callers that failed on
 //     the session (single flight): dial, resume_session, restore the
 //     logging level and subscriptions, swap.
-//  5. [retry.Decide], one pure function, says what to do: return the
-//     error, return [ErrOutcomeUnknown], send again after a backoff, or
-//     replay at once on the new session.
+//  5. One pure step, in two phases, decides from those facts: first
+//     whether the session must be replaced (never for a request the server
+//     refused: a refusal is an answer), then, with the reconnect's outcome,
+//     what to do: return the error, return [ErrOutcomeUnknown], send again
+//     after a backoff, or replay at once on the new session. When the
+//     decision on a tools/call depends on its tool's readOnlyHint or
+//     idempotentHint and the client does not know them, it lists the
+//     tools once (every page) on the session it would send on, whatever
+//     the path (a kept session, a server that adopts sessions, a stateless
+//     server, a new session); it remembers them, from the caller's
+//     ListTools too, until notifications/tools/list_changed. A call that
+//     succeeds never pays for that.
 //
 // Time bounds a call, not a count. It keeps going until its context ends,
 // the policy's MaxElapsed (default 30s) of waiting has passed, or a
 // failure says trying again cannot help; [retry.Policy].MaxAttempts is an
 // optional cap. MaxElapsed never cuts an attempt in progress: bound the
 // whole call with its context. The client dials a restarting server at
-// least every [retry.Policy].MaxBackoff (default 1s), so a call rides
-// through a restart and is answered about that soon after the server is
-// back.
+// least every [retry.Policy].MaxBackoff (default 1s), and once the
+// breaker is open once per open period (640-960ms by default), so a call
+// rides through a restart and is answered within about a second of the
+// server being back.
 //
 // # When a call is replayed
 //
@@ -52,7 +62,8 @@
 //	HTTP 429 or 503 for the call's own request       yes, after backoff or Retry-After
 //	HTTP 404 or 400 for the call's own request       yes, on a new session
 //	  (any SDK's "no session", even undecodable)
-//	another 4xx for it (401, 403, 413...)            no: returned as is
+//	another 4xx for it (401, 403, 405, 413, 415,     no: returned as is after one attempt,
+//	  422...)                                          no reconnect; the error names the status
 //	may have run: dropped after sending, 500/502/504,
 //	a 404 for another request while it ran:
 //	  - a method other than tools/call               yes, on a new session
@@ -62,7 +73,7 @@
 //	  - any other tools/call                         no: ErrOutcomeUnknown
 //	replay answered "still running" by Dedup         no: ErrOutcomeUnknown
 //	JSON-RPC error from the server, IsError result   no: returned as is
-//	caller's context done / Close                    no: ctx.Err() / ErrClosed
+//	caller's context done / Close                    no: ctx.Err() / ErrClosed (see Errors)
 //	retry.NoRetry(ctx)                               no: the first error
 //	MaxAttempts or the retry budget spent            no: retry.ErrExhausted
 //	no new session within the call's bounds          no: retry.ErrExhausted (or the
@@ -85,15 +96,44 @@
 // client also waits (up to Options.ConnectTimeout) for the requests still
 // running on the old session to end, so that resume copies their writes.
 //
+// # Errors
+//
+// A call its context ends returns an error that matches the context's
+// error under errors.Is (context.DeadlineExceeded or context.Canceled).
+// When the context ended before any attempt failed, it is that error
+// itself. After failed attempts it also carries the last failure, as gRPC
+// does ("context deadline exceeded; last error: ... Service Unavailable"),
+// and unwraps to it. When an attempt may have run the call and the call is
+// not harmless to repeat (a tools/call that is not a read, not annotated
+// readOnlyHint or idempotentHint, not [retry.Idempotent]), the error also
+// matches [ErrOutcomeUnknown]: check the server's state before calling
+// again. A call that provably did not run (every attempt refused or never
+// sent) never matches ErrOutcomeUnknown. A call whose deadline comes
+// before a wait it would need (a backoff, a server's Retry-After) ends at
+// once with such an error rather than at the deadline.
+//
 // # Breaker and budget
 //
 // The circuit breaker ([BreakerSettings]) opens after consecutive failures
 // to reach the server (10 by default: about 5s of outage for one caller,
 // at once for a herd). While it is open the client's own prober dials the
-// server once per open period (1s, doubling to 2s, jittered) and the first
-// dial that connects closes it: the client is never locked out longer than
-// one period after the server is back. Every re-send, replays included, is
-// checked against a retry budget shared by all calls ([retry.Budget]).
+// server once per open period (800ms, jittered by ±20%) and the first dial
+// that connects closes it: the client is never locked out longer than one
+// period after the server is back. Its state machine is
+// github.com/sony/gobreaker/v2's TwoStepCircuitBreaker; only the prober
+// takes its half-open trial, so users' calls are never trial requests.
+// Two small parts are the client's own, because gobreaker's open period is
+// fixed and it closes only through a trial: the prober's pacing (each
+// period jittered, and doubled after a failed probe when
+// BreakerSettings.MaxOpenTimeout allows), and closing the breaker when a
+// reconnect that began while it was closed connects after it opened. [BreakerState] names its states in
+// events and [Stats]. Every re-send, replays included, is checked against a
+// retry budget shared by all calls (Options.Budget, a token bucket after
+// gRPC's retry throttling): each re-send that reached the server and failed
+// again costs a token, each success earns 0.1 back, and re-sends are
+// allowed while more than half remain. Failures to reach the server
+// (refused connections, 429, 503) cost no token: the breaker counts them,
+// and its one prober does the dialling.
 //
 // # Exactly-once tool calls
 //

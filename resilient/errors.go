@@ -17,7 +17,10 @@ var ErrCircuitOpen = errors.New("resilient: circuit breaker open")
 // have run on the server: the request was sent and the connection died
 // before the answer. The call was not replayed because running it twice may
 // be unsafe (a tools/call without readOnlyHint or idempotentHint, on a
-// server that does not deduplicate). The error also wraps the cause. The
-// client has already moved to a fresh session; the caller decides whether
-// to call again (check the server's state first when it matters).
+// server that does not deduplicate). The error also wraps the cause. A
+// call its context ended after such an attempt matches it too, besides the
+// context's error. The client has already moved to a fresh session when
+// the old one was lost; the caller decides whether to call again (check
+// the server's state first when it matters). A call that provably did not
+// run never matches it.
 var ErrOutcomeUnknown = errors.New("resilient: outcome unknown (the request was sent and its answer lost; it may have run), not replayed")

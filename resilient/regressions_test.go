@@ -60,7 +60,7 @@ func TestOnEventCallsOnBreakerClose(t *testing.T) {
 			&resilient.Options{
 				Breaker: resilient.BreakerSettings{ConsecutiveFailures: 1},
 				OnEvent: func(ev resilient.Event) {
-					if ev.Kind == resilient.EventBreakerStateChanged && ev.To == "closed" {
+					if ev.Kind == resilient.EventBreakerStateChanged && ev.To == resilient.BreakerClosed {
 						pinged <- c.Ping(context.Background(), nil) // no deadline: a hang would be forever
 					}
 				}})
@@ -215,7 +215,7 @@ func TestReplaysSpendTheBudget(t *testing.T) {
 	defer cancel()
 	_, err := callCounter(ctx, t, c, "get_counter")
 	var ee *retry.ExhaustedError
-	if !errors.As(err, &ee) || ee.Reason != "retry budget" {
+	if !errors.As(err, &ee) || ee.Reason != retry.ReasonBudget {
 		t.Fatalf("err = %v, want ErrExhausted by the retry budget", err)
 	}
 	// Each replay that fails again costs a token; the budget allows
@@ -263,5 +263,27 @@ func TestOwnRequestEvidence(t *testing.T) {
 	}
 	if got := cl.ToolRuns("slow_increment"); got != 1 {
 		t.Errorf("slow_increment ran %d times, want 1", got)
+	}
+}
+
+// Failures to reach the server (here a balancer's 503) are the breaker's
+// to count, not the budget's: a tiny budget still lets a call ride
+// through them, where charging each would have exhausted it.
+func TestUnreachableCostsNoBudget(t *testing.T) {
+	cl := startCluster(t, nil)
+	c, _ := connect(t, cl, &resilient.Options{
+		Retry:   retry.Policy{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, MaxElapsed: 10 * time.Second},
+		Budget:  resilient.BudgetSettings{Tokens: 2},
+		Breaker: resilient.BreakerSettings{ConsecutiveFailures: -1},
+	})
+	mustCounter(t, c, "get_counter")
+	cl.Inject(testserver.Fault{Kind: testserver.Unavailable, Method: "tools/call", Tool: "get_counter", Count: 5})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := callCounter(ctx, t, c, "get_counter"); err != nil {
+		t.Fatalf("call through 5 refusals of 503 with a budget of 2: %v", err)
+	}
+	if s := c.Stats(); s.Retries != 5 || s.BudgetExhausted != 0 || s.Reconnects != 0 {
+		t.Errorf("Stats = %+v, want 5 retries on the same session, budget untouched", s)
 	}
 }

@@ -79,19 +79,19 @@ func TestRetryAfterBeyondBound(t *testing.T) {
 		start := time.Now()
 		_, err := c.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}})
 		var ee *retry.ExhaustedError
-		if !errors.As(err, &ee) || !strings.Contains(ee.Reason, "Retry-After") {
+		if !errors.As(err, &ee) || ee.Reason != retry.ReasonRetryAfter {
 			t.Fatalf("err = %v, want ErrExhausted naming Retry-After", err)
 		}
 		if d := time.Since(start); d != 0 {
 			t.Errorf("returned after %v, want at once", d)
 		}
 		// The caller's own deadline, shorter than Retry-After, ends the
-		// call with the bare context error, at once too.
+		// call with the context's error and the refusal, at once too.
 		rt.refuse.Store(1)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}}); err != context.DeadlineExceeded {
-			t.Errorf("err = %v, want context.DeadlineExceeded", err)
+		if _, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}}); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "Service Unavailable") {
+			t.Errorf("err = %v, want context.DeadlineExceeded carrying the 503", err)
 		}
 	})
 }

@@ -9,8 +9,6 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
-
-	"github.com/mcpkit/resilience/retry"
 )
 
 // sessionState is what the server keeps per session and loses with it,
@@ -66,69 +64,4 @@ func (c *Client) restore(cs *mcp.ClientSession) []Event {
 		}
 	}
 	return events
-}
-
-// learnTools records the annotations of tools listed by the server: the
-// SDK's own cache is unexported, and replay decisions need them.
-func (c *Client) learnTools(tools []*mcp.Tool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, t := range tools {
-		if t == nil {
-			continue
-		}
-		var h toolHints
-		if a := t.Annotations; a != nil {
-			h = toolHints{readOnly: a.ReadOnlyHint, idempotent: a.IdempotentHint}
-		}
-		c.tools[t.Name] = h
-	}
-}
-
-// hints returns what is known of tool's annotations, and whether any is.
-func (c *Client) hints(tool string) (toolHints, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	h, ok := c.tools[tool]
-	return h, ok
-}
-
-// describe returns what is known of the call for a replay decision on
-// session cur, for a call that started in the given lineage.
-func (c *Client) describe(o op, cur *conn, lineage uint64) retry.Call {
-	call := retry.Call{Method: o.method}
-	if o.tool == "" {
-		return call
-	}
-	c.mu.Lock()
-	h := c.tools[o.tool]
-	sameLineage := c.lineage.Load() == lineage
-	c.mu.Unlock()
-	call.ReadOnly, call.Idempotent = h.readOnly, h.idempotent
-	call.Dedup = o.key != "" && cur.dedup && (sameLineage || cur.dedupPerPrincipal)
-	return call
-}
-
-// refreshTools lists the tools on cur to learn their annotations, at most
-// once per session. Errors leave the cache as it was: a tool whose
-// annotations are unknown is not replayed.
-func (c *Client) refreshTools(ctx context.Context, cur *conn) {
-	c.mu.Lock()
-	fresh := c.toolsGen == cur.gen
-	c.mu.Unlock()
-	if fresh {
-		return
-	}
-	var tools []*mcp.Tool
-	for t, err := range cur.cs.Tools(ctx, nil) {
-		if err != nil {
-			c.log.Debug("could not list tools to learn annotations", zap.Error(err))
-			return
-		}
-		tools = append(tools, t)
-	}
-	c.learnTools(tools)
-	c.mu.Lock()
-	c.toolsGen = cur.gen
-	c.mu.Unlock()
 }

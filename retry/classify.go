@@ -157,15 +157,6 @@ func rpcCodes(err error) (rejected bool, codes []int64) {
 	return rejected, codes
 }
 
-// HasCode reports whether any JSON-RPC error in err's tree has code.
-// errors.As finds only the first *jsonrpc.Error, and the SDK's transport
-// rejection often comes first.
-func HasCode(err error, code int64) bool {
-	found := false
-	walkRPC(err, func(we *jsonrpc.Error) { found = found || we.Code == code })
-	return found
-}
-
 // walkRPC calls f for every *jsonrpc.Error in err's tree.
 func walkRPC(err error, f func(*jsonrpc.Error)) {
 	if err == nil {

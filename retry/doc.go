@@ -1,9 +1,9 @@
-// Package retry holds the pure decisions of a resilient MCP client: what
-// kind of failure an error is, whether a call may be tried again, how long to
-// wait before it, and how many retries a client may spend.
+// Package retry holds what users of a resilient MCP client configure and
+// inspect: the retry [Policy], the per-call overrides, the [Class] of a
+// failure ([Classify]), and [ErrExhausted].
 //
 // Nothing here performs I/O or starts goroutines; package
-// [github.com/mcpkit/resilience/resilient] acts on these decisions.
+// [github.com/mcpkit/resilience/resilient] uses them.
 //
 // # Classes of failure
 //
@@ -22,23 +22,20 @@
 //     "session not found" bodies of other SDKs, legacy 400 "no valid session
 //     ID"). The request that got that answer did not run, but the SDK gives
 //     the same error to every call in flight on the connection, so only the
-//     transport's evidence ([Request]) says whether it was this call's.
+//     transport's evidence says whether it was this call's.
 //   - [Ambiguous]: the request was sent and the answer was lost (connection
 //     dropped, 500/502/504, "request terminated without response"). It may
 //     have run.
 //
 // # Replay
 //
-// [Decide] is the replay rule, in one pure function. Its input, an
-// [Attempt], holds everything the decision needs: the error's class, what
-// the transport saw of the attempt's own request ([Request], with the HTTP
-// status: [ProvesNotRun] holds the table of statuses that prove a request
-// was not run), whether the session was replaced, the call's method and
-// tool annotations, the server's deduplication, the caller's overrides and
-// what is left of the attempts and the budget. Its output is an [Action]:
-// return, return "outcome unknown", send again after a backoff, or replay
-// at once on a new session. The rule is net/http's: send again only when
-// the request cannot run twice.
+// The client decides what to do after a failure with one pure step that
+// users never see (it lives in an internal package of resilient, so it can
+// change without breaking anyone); the README's replay table describes it.
+// The rule is net/http's: send again only when the request cannot run
+// twice. This package holds what users configure and inspect around it:
+// the [Policy], the per-call overrides, the [Class] of an error, and
+// [ErrExhausted] with its [Reason].
 //
 // # Per-call overrides
 //

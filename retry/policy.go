@@ -3,10 +3,7 @@ package retry
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"time"
-
-	"github.com/cenkalti/backoff/v4"
 )
 
 // Defaults of [Policy], used for every zero field.
@@ -90,38 +87,3 @@ func (p Policy) WithDefaults() Policy {
 	}
 	return p
 }
-
-// NewBackOff returns a fresh exponential backoff with full jitter, bounded
-// by p.MaxElapsed (it returns backoff.Stop once that much time has passed
-// since the call to NewBackOff). Zero fields take their defaults.
-//
-// A BackOff keeps state and is not safe for concurrent use: make one per
-// retry loop.
-func (p Policy) NewBackOff() backoff.BackOff {
-	p = p.WithDefaults()
-	exp := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(p.InitialBackoff),
-		backoff.WithMaxInterval(p.MaxBackoff),
-		backoff.WithMultiplier(p.Multiplier),
-		backoff.WithRandomizationFactor(0),
-		backoff.WithMaxElapsedTime(max(p.MaxElapsed, 0)),
-	)
-	return &fullJitter{exp: exp}
-}
-
-// fullJitter draws each wait uniformly from [0, d), where d is the
-// exponential ceiling: the "full jitter" of the AWS architecture blog, which
-// spreads a herd of clients better than backoff's ±factor jitter.
-type fullJitter struct {
-	exp *backoff.ExponentialBackOff
-}
-
-func (f *fullJitter) NextBackOff() time.Duration {
-	d := f.exp.NextBackOff()
-	if d == backoff.Stop || d <= 0 {
-		return d
-	}
-	return rand.N(d)
-}
-
-func (f *fullJitter) Reset() { f.exp.Reset() }

@@ -285,7 +285,7 @@ func (ci *clientInstr) event(ev resilient.Event) {
 	case resilient.EventReconnectFailed:
 		ci.reconnects.Add(ctx, 1, metric.WithAttributes(semconv.ErrorTypeKey.String(errorType(nil, ev.Err))))
 	case resilient.EventBreakerStateChanged:
-		attrs := []attribute.KeyValue{BreakerFromKey.String(ev.From), BreakerToKey.String(ev.To)}
+		attrs := []attribute.KeyValue{BreakerFromKey.String(ev.From.String()), BreakerToKey.String(ev.To.String())}
 		ci.breaker.Add(ctx, 1, metric.WithAttributes(attrs...))
 		t := ev.Time
 		if t.IsZero() {

@@ -207,7 +207,7 @@ func TestBreakerEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().Add(-time.Second)
-	opts.Hooks.Event(resilient.Event{Kind: resilient.EventBreakerStateChanged, Time: at, From: "closed", To: "open"})
+	opts.Hooks.Event(resilient.Event{Kind: resilient.EventBreakerStateChanged, Time: at, From: resilient.BreakerClosed, To: resilient.BreakerOpen})
 	opts.Hooks.Event(resilient.Event{Kind: resilient.EventReconnectFailed, Err: resilient.ErrClosed})
 	spans := rec.spans.Ended()
 	if len(spans) != 1 || spans[0].Name() != BreakerSpanName || !spans[0].StartTime().Equal(at) ||

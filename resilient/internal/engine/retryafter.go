@@ -1,4 +1,4 @@
-package retry
+package engine
 
 import (
 	"net/http"

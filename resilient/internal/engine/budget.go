@@ -1,11 +1,11 @@
-package retry
+package engine
 
 import (
 	"fmt"
 	"sync"
 )
 
-// Defaults of [NewBudget].
+// Defaults of [NewBudget]: the retry budget of resilient.Options.Budget.
 const (
 	DefaultBudgetTokens = 100
 	DefaultBudgetRatio  = 0.1

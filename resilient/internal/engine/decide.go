@@ -1,6 +1,10 @@
-package retry
+package engine
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/mcpkit/resilience/retry"
+)
 
 // MethodCallTool is the one client method that can change server state.
 // Every other request a client sends (lists, reads, prompts, completion,
@@ -56,10 +60,11 @@ func ProvesNotRun(status int) bool {
 	return status >= 400 && status < 500 || status == http.StatusServiceUnavailable
 }
 
-// Attempt is everything [Decide] needs to know about a failed attempt.
+// Attempt is everything [Replace] and [Decide] need to know about a failed
+// attempt: the facts.
 type Attempt struct {
-	// Class is the error's class ([Classify]).
-	Class Class
+	// Class is the error's class ([retry.Classify]).
+	Class retry.Class
 	// CallerDone: the caller's context ended. Closed: the client was
 	// closed.
 	CallerDone, Closed bool
@@ -83,16 +88,16 @@ type Attempt struct {
 	// (resume.AdoptCapability): a dropped connection or a cut stream does
 	// not lose it, only a refusal or a closed session does.
 	Adopting bool
-	// Reconnected reports the replacement of the attempt's session when it
-	// was needed ([NeedsNewSession]): ReconnectNone when not needed or not
-	// tried, ReconnectDone when a new session is in place, ReconnectFailed
-	// when none could be had within the call's bounds.
+	// Reconnected reports the replacement of the attempt's session when
+	// [Replace] asked for it: ReconnectNone when not needed or not tried,
+	// ReconnectDone when a new session is in place, ReconnectFailed when
+	// none could be had within the call's bounds.
 	Reconnected Reconnect
 	// Call is the call, with what is known of its tool and of the server's
 	// deduplication (on the session it would be replayed on).
 	Call Call
-	// Override is the caller's per-call choice ([Idempotent],
-	// [NotIdempotent], [NoRetry]).
+	// Override is the caller's per-call choice ([retry.Idempotent],
+	// [retry.NotIdempotent], [retry.NoRetry]).
 	Override Overrides
 	// IgnoreAnnotations: the policy does not trust tool annotations.
 	IgnoreAnnotations bool
@@ -120,7 +125,8 @@ const (
 	// refusal, or NoRetry's first error; when a reconnect failed, its
 	// error).
 	ActReturn Action = iota
-	// ActCancelled: return the caller's ctx.Err(), unwrapped.
+	// ActCancelled: return the caller's context's error (with the last
+	// failure, and matching ErrOutcomeUnknown when StopIsUnknown).
 	ActCancelled
 	// ActClosed: return ErrClosed.
 	ActClosed
@@ -151,58 +157,91 @@ func (a Action) String() string {
 // Decision is the outcome of [Decide].
 type Decision struct {
 	Action Action
-	// Reason is "max attempts" or "retry budget" for ActExhausted.
-	Reason string
+	// Reason says which bound ran out, for ActExhausted.
+	Reason retry.Reason
 	// MayHaveRun: this attempt may have run the call. Pass it on as the
 	// next attempt's Attempt.RanBefore.
 	MayHaveRun bool
 	// StopIsUnknown, with ActBackoff or ActReplay: should the call stop
 	// before its next attempt is sent (its bounds end while it waits, the
 	// reconnect it waits for fails), its outcome is unknown: an attempt
-	// may have run it, and it is not harmless to run twice.
+	// may have run it, and it is not harmless to run twice. With
+	// ActCancelled: the caller's context ended the call, and its outcome
+	// is unknown for the same reason.
 	StopIsUnknown bool
 }
 
-// NeedsNewSession reports whether the session of a failed attempt must be
-// replaced before anything else: the server lost it or refused it as
-// unknown (404, 400 "no valid session"), the SDK already closed it, or the
-// connection failed in a way that leaves it suspect (unless the server
-// adopts sessions on every replica: then the session lives on). It is a
-// fact about the session, not a decision about the call: the session is
-// replaced even when the call is not replayed, so the next call works.
-// Cancellations and the server's own answers never replace a session.
-func NeedsNewSession(a Attempt) bool {
+// The decision is one pure step in two phases, so that whether to replace
+// the session and what to do with the call are read from the same facts
+// and cannot disagree: [Replace] (facts -> replace the session?), then,
+// with the replacement's outcome in Attempt.Reconnected, [Decide] (facts ->
+// action). Decide applies Replace itself rather than trusting its caller
+// to have asked.
+
+// Replace is the first phase: whether the session of a failed attempt must
+// be replaced before anything else. A request the server or a balancer
+// refused is an answer, and the session that carried it is fine, unless
+// the refusal says the session is unknown (404, 400 "no valid session"):
+// a 401, 403, 405, 413, 415, 422, 429 or 503 never replaces it, even when
+// the error's text is ambiguous or the SDK has since closed its session
+// (the next call finds that and replaces it then). Otherwise: the server
+// lost the session, the SDK closed it, or the connection failed in a way
+// that leaves it suspect (unless the server adopts sessions on every
+// replica: then the session lives on). It is a fact about the session, not
+// about the call: the session is replaced even when the call is not
+// replayed, so that the next call works. Cancellations and the server's
+// own JSON-RPC answers never replace a session.
+//
+// Replace is a pure function, safe for concurrent use.
+func Replace(a Attempt) bool {
 	switch {
-	case a.Class == OK || a.Class == Cancelled || a.Class == Protocol:
+	case a.Class == retry.OK || a.Class == retry.Cancelled || a.Class == retry.Protocol:
 		return false
-	case a.Class == SessionClosed || a.Class == SessionLost || a.SessionDead:
+	case a.Request == RequestRefused:
+		return sessionUnknown(a.Status)
+	case a.Class == retry.SessionClosed || a.Class == retry.SessionLost || a.SessionDead:
 		return true
-	case a.Request == RequestRefused && (a.Status == http.StatusNotFound || a.Status == http.StatusBadRequest):
-		return true
-	case a.Class == Ambiguous:
+	case a.Class == retry.Ambiguous:
 		return !a.Adopting
 	}
 	return false
 }
 
-// Decide is the replay rule: what to do after an attempt failed. It is
-// the only place that rule lives; the README's replay table has one test
-// row per line here. A call is sent again only when that cannot run it
-// twice: nothing of it reached a server; the transport saw its own request
-// refused before dispatch; it is a read; its tool is annotated readOnlyHint
-// or idempotentHint (unless IgnoreAnnotations); the caller said so; or the
-// server deduplicates it. Otherwise a call that may have run ends in
-// OutcomeUnknown.
+// sessionUnknown reports whether a refusal's status says the server does
+// not know the session: 404 (the specification's answer) or 400 (older
+// servers' "no valid session ID").
+func sessionUnknown(status int) bool {
+	return status == http.StatusNotFound || status == http.StatusBadRequest
+}
+
+// refusedForGood reports whether the attempt's own request was refused for
+// a reason that sending it again cannot change (401, 403, 413...): neither
+// a lost session nor "not now" (429, 503).
+func refusedForGood(a Attempt) bool {
+	return a.Request == RequestRefused && !sessionUnknown(a.Status) &&
+		a.Status != http.StatusTooManyRequests && a.Status != http.StatusServiceUnavailable
+}
+
+// Decide is the second phase, the replay rule: what to do after an attempt
+// failed, given the outcome of the session's replacement when [Replace]
+// asked for one. It is the only place that rule lives; the README's replay
+// table has one test row per line here. A call is sent again only when
+// that cannot run it twice: nothing of it reached a server; the transport
+// saw its own request refused before dispatch, for a reason that can pass
+// (a lost session, 429, 503); it is a read; its tool is annotated
+// readOnlyHint or idempotentHint (unless IgnoreAnnotations); the caller
+// said so; or the server deduplicates it. Otherwise a call that may have
+// run ends in ActOutcomeUnknown.
 //
 // Decide is a pure function, safe for concurrent use.
 func Decide(a Attempt) Decision {
 	d := decide(a)
-	d.MayHaveRun = a.Class != OK && !provedNotRun(a)
+	d.MayHaveRun = a.Class != retry.OK && !provedNotRun(a)
 	unknownIfStopped := (d.MayHaveRun || a.RanBefore) && !harmless(a)
-	if d.Action == ActBackoff || d.Action == ActReplay {
+	if d.Action == ActBackoff || d.Action == ActReplay || d.Action == ActCancelled {
 		d.StopIsUnknown = unknownIfStopped
 	}
-	if (d.Action == ActExhausted || d.Action == ActReturn && a.Class != Protocol) && unknownIfStopped {
+	if (d.Action == ActExhausted || d.Action == ActReturn && a.Class != retry.Protocol) && unknownIfStopped {
 		// The call stops here, and an attempt of it may have run: its
 		// outcome is unknown, whatever stopped it (a deduplicating server
 		// would have answered a replay, but there is none).
@@ -217,47 +256,50 @@ func decide(a Attempt) Decision {
 		return Decision{Action: ActClosed}
 	case a.CallerDone:
 		return Decision{Action: ActCancelled}
-	case a.Class == OK:
+	case a.Class == retry.OK:
 		return Decision{Action: ActReturn}
 	case a.InProgress && a.Replay:
 		// The server holds the first execution as still running: its
 		// outcome is unknown, and the server refused to run it again.
 		return Decision{Action: ActOutcomeUnknown}
-	case a.Class == Protocol:
+	case a.Class == retry.Protocol:
+		return Decision{Action: ActReturn}
+	case refusedForGood(a):
+		// A refusal is an answer: returned as is, on the same session.
 		return Decision{Action: ActReturn}
 	}
-	notRun := provedNotRun(a)
-	if !notRun && !replayable(a) {
+	if !provedNotRun(a) && !replayable(a) {
 		return Decision{Action: ActOutcomeUnknown}
 	}
 	if a.Override.NoRetry {
 		return Decision{Action: ActReturn}
 	}
-	sessionGone := NeedsNewSession(a)
-	if sessionGone && a.Reconnected != ReconnectDone {
+	replaced := Replace(a)
+	if replaced && a.Reconnected != ReconnectDone {
 		// No session to send it on: the reconnect's error says why.
-		return Decision{Action: ActReturn}
-	}
-	if !sessionGone && a.Request == RequestRefused && !(a.Status == http.StatusTooManyRequests || a.Status == http.StatusServiceUnavailable) {
-		// Refused for a reason that sending again cannot change (401,
-		// 403, 413...).
 		return Decision{Action: ActReturn}
 	}
 	switch {
 	case !a.AttemptsLeft:
-		return Decision{Action: ActExhausted, Reason: "max attempts"}
+		return Decision{Action: ActExhausted, Reason: retry.ReasonMaxAttempts}
 	case !a.BudgetLeft:
-		return Decision{Action: ActExhausted, Reason: "retry budget"}
-	case a.Reconnected == ReconnectDone:
+		return Decision{Action: ActExhausted, Reason: retry.ReasonBudget}
+	case replaced:
 		return Decision{Action: ActReplay}
 	}
 	return Decision{Action: ActBackoff}
 }
 
-// ProvedNotRun reports whether the attempt provably did not run its call:
-// the evidence the rule goes by, for callers gathering facts (whether the
-// tool's annotations are worth fetching, say).
-func (a Attempt) ProvedNotRun() bool { return provedNotRun(a) }
+// NeedsAnnotations reports whether the decision on a failed tools/call
+// depends on its tool's annotations: the attempt may have run it, and
+// nothing else (the caller's word, the server's deduplication, a refusal,
+// an answer) decides first. Callers fetch the annotations only then, so a
+// call that succeeds never pays for them.
+func (a Attempt) NeedsAnnotations() bool {
+	return a.Call.Method == MethodCallTool && !a.IgnoreAnnotations && !a.Call.Dedup &&
+		a.Override.Replay == ReplayDefault && !a.CallerDone && !a.Closed &&
+		a.Class != retry.OK && a.Class != retry.Protocol && !provedNotRun(a)
+}
 
 // provedNotRun reports whether the attempt provably did not run its call.
 // The transport's evidence wins over the error's text.
@@ -271,7 +313,7 @@ func provedNotRun(a Attempt) bool {
 	// Unobserved: only the class speaks. A lost session says only that
 	// some request was refused, not which one: it proves nothing for a
 	// call that was in flight.
-	return a.Class == NotSent || a.Class == Transient || a.Class == SessionClosed
+	return a.Class == retry.NotSent || a.Class == retry.Transient || a.Class == retry.SessionClosed
 }
 
 // harmless reports whether the call may run twice without harm by its
