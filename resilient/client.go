@@ -68,10 +68,12 @@ type Client struct {
 
 	// Attempts in flight, cancelled by Close (see runAttempt).
 	attemptsMu sync.Mutex
-	attempts   map[uint64]context.CancelFunc // nil once closed
+	attempts   map[uint64]context.CancelCauseFunc // nil once closed
 	attemptID  uint64
 
 	stats counters
+
+	live *liveness // nil when Options.Liveness.Idle is negative
 }
 
 // conn is one SDK session and what it owns.
@@ -158,7 +160,7 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		showResumeTool: opts.ShowResumeTool,
 		log:            opts.Logger,
 		tools:          map[string]toolHints{},
-		attempts:       map[uint64]context.CancelFunc{},
+		attempts:       map[uint64]context.CancelCauseFunc{},
 		br:             newBreaker(opts.Breaker),
 		hooks:          opts.Hooks,
 	}
@@ -186,6 +188,13 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		c.budget = b
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if c.live = newLiveness(c, opts.Liveness); c.live != nil {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.live.run(c.ctx)
+		}()
+	}
 	if fn := eventFunc(opts.Hooks.Event, opts.OnEvent); fn != nil {
 		c.events = newEventQueue(fn)
 		go c.events.run(c.deliver)
@@ -194,6 +203,7 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 	cur, err := c.connectFirst(ctx, opts.ConnectOnce)
 	if err != nil {
 		c.cancel()
+		c.wg.Wait()
 		if c.events != nil {
 			c.events.shutdown()
 		}

@@ -57,6 +57,15 @@ type observer struct {
 	mu       sync.Mutex
 	inflight int
 	idle     chan struct{} // made by a waiter, closed when inflight drops to 0
+
+	// For liveness: sharedStream is set when answers come on the
+	// session's one event stream (SSE) rather than on each POST's
+	// response, and lastRead is when that stream last carried a byte
+	// (unix nanoseconds). closeIdle closes the HTTP client's pooled
+	// connections.
+	sharedStream bool
+	lastRead     atomic.Int64
+	closeIdle    func()
 }
 
 func newObserver() *observer { return &observer{} }
@@ -104,6 +113,9 @@ type probe struct {
 	refused      int           // POSTs answered with a status proving they did not run
 	status       int           // the last non-2xx status seen
 	retryAfter   time.Duration // from a 429 or 503
+	// lastRead is when a response body of the attempt last carried a
+	// byte (unix nanoseconds), for liveness.
+	lastRead atomic.Int64
 }
 
 // evidence returns what the transport saw of the attempt's requests. The
@@ -195,7 +207,11 @@ type observingRoundTripper struct {
 
 func (rt *observingRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method != http.MethodPost {
-		return rt.next.RoundTrip(req)
+		resp, err := rt.next.RoundTrip(req)
+		if err == nil && rt.obs.sharedStream && req.Method == http.MethodGet {
+			resp.Body = &streamBody{ReadCloser: resp.Body, obs: rt.obs}
+		}
+		return resp, err
 	}
 	p, _ := req.Context().Value(probeKey{}).(*probe)
 	if p != nil {
@@ -215,14 +231,38 @@ func (rt *observingRoundTripper) RoundTrip(req *http.Request) (*http.Response, e
 	}
 	// The request is in flight until its response (an SSE stream, maybe)
 	// has been read to the end or closed.
-	resp.Body = &endingBody{ReadCloser: resp.Body, obs: rt.obs}
+	resp.Body = &endingBody{ReadCloser: resp.Body, obs: rt.obs, p: p}
 	return resp, nil
+}
+
+// CloseIdleConnections closes the idle connections of the wrapped
+// transport, when it has any: http.Client.CloseIdleConnections reaches
+// them through it.
+func (rt *observingRoundTripper) CloseIdleConnections() {
+	if ci, ok := rt.next.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+// streamBody records when the session's event stream carries a byte.
+type streamBody struct {
+	io.ReadCloser
+	obs *observer
+}
+
+func (b *streamBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.obs.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 // endingBody ends its request's flight, once, at the end of its body.
 type endingBody struct {
 	io.ReadCloser
 	obs   *observer
+	p     *probe // the attempt's, if any: its bytes are signs of life
 	ended atomic.Bool
 }
 
@@ -234,6 +274,9 @@ func (b *endingBody) end() {
 
 func (b *endingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	if n > 0 && b.p != nil {
+		b.p.lastRead.Store(time.Now().UnixNano())
+	}
 	if err != nil {
 		b.end()
 	}
@@ -257,5 +300,6 @@ func observedClient(hc *http.Client, obs *observer) *http.Client {
 		next = http.DefaultTransport
 	}
 	c.Transport = &observingRoundTripper{next: next, obs: obs}
+	obs.closeIdle = c.CloseIdleConnections
 	return &c
 }
