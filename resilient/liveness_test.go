@@ -1,0 +1,411 @@
+package resilient_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcpkit/resilience/internal/faultproxy"
+	"github.com/mcpkit/resilience/resilient"
+)
+
+// waitServer is a go-sdk server whose tools wait (silently: no progress,
+// no bytes) for a number of milliseconds, or until released. It counts
+// the probes it answers and the runs of each tool.
+type waitServer struct {
+	server  *mcp.Server
+	probes  atomic.Int64
+	runs    sync.Map // tool name -> *atomic.Int64
+	started chan string
+	release chan struct{}
+}
+
+type waitInput struct {
+	MS int `json:"ms"`
+}
+
+func newWaitServer() *waitServer {
+	ws := &waitServer{started: make(chan string, 16), release: make(chan struct{})}
+	s := mcp.NewServer(&mcp.Implementation{Name: "wait", Version: "1"}, nil)
+	s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			// The probes: ping, or tools/list on 2026-07-28 sessions (the
+			// tests never list tools themselves).
+			if method == "ping" || method == "tools/list" {
+				ws.probes.Add(1)
+			}
+			return next(ctx, method, req)
+		}
+	})
+	handler := func(name string) mcp.ToolHandlerFor[waitInput, any] {
+		return func(ctx context.Context, _ *mcp.CallToolRequest, in waitInput) (*mcp.CallToolResult, any, error) {
+			ws.counter(name).Add(1)
+			ws.started <- name
+			select {
+			case <-time.After(time.Duration(in.MS) * time.Millisecond):
+			case <-ws.release:
+			case <-ctx.Done():
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil, nil
+		}
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "read_wait", Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}}, handler("read_wait"))
+	mcp.AddTool(s, &mcp.Tool{Name: "write_wait"}, handler("write_wait"))
+	ws.server = s
+	return ws
+}
+
+func (ws *waitServer) counter(name string) *atomic.Int64 {
+	v, _ := ws.runs.LoadOrStore(name, new(atomic.Int64))
+	return v.(*atomic.Int64)
+}
+
+func (ws *waitServer) waitStarted(t *testing.T, name string) {
+	t.Helper()
+	select {
+	case got := <-ws.started:
+		if got != name {
+			t.Fatalf("tool started: got %q, want %q", got, name)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("tool %q never started", name)
+	}
+}
+
+// proxied starts ws over real loopback HTTP behind a fault proxy.
+func proxied(t *testing.T, ws *waitServer) *faultproxy.Proxy {
+	t.Helper()
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return ws.server }, nil))
+	p, err := faultproxy.Start(strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Heal()
+		close(ws.release)
+		p.Close()
+		// Sessions whose client was replaced behind a dead route never got
+		// their DELETE.
+		for ss := range ws.server.Sessions() {
+			_ = ss.Close()
+		}
+		srv.Close()
+	})
+	return p
+}
+
+func callWait(ctx context.Context, c resilient.Session, tool string, ms int) (*mcp.CallToolResult, error) {
+	return c.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: map[string]any{"ms": ms}})
+}
+
+// cutEvents records the failed attempts that liveness cut.
+type cutEvents struct{ ch chan resilient.Event }
+
+func newCutEvents() *cutEvents { return &cutEvents{ch: make(chan resilient.Event, 16)} }
+
+func (e *cutEvents) on(ev resilient.Event) {
+	if ev.Kind == resilient.EventAttemptFailed && errors.Is(ev.Err, resilient.ErrRouteDead) {
+		e.ch <- ev
+	}
+}
+
+// A tool that stays silent far longer than Idle on a healthy route is never
+// cut: each probe is answered and re-arms the wait.
+func TestLivenessSlowToolNotCut(t *testing.T) {
+	ws := newWaitServer()
+	p := proxied(t, ws)
+	c, err := resilient.Connect(context.Background(), newClient(), resilient.StreamableHTTP("http://"+p.Addr(), nil),
+		&resilient.Options{Liveness: resilient.LivenessSettings{Idle: 100 * time.Millisecond, ProbeTimeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := callWait(context.Background(), c, "write_wait", 1500); err != nil {
+		t.Fatalf("slow silent tool: got %v, want success", err)
+	}
+	if got := ws.counter("write_wait").Load(); got != 1 {
+		t.Errorf("runs of write_wait: got %d, want 1", got)
+	}
+	// The probes ran (this is what kept the call alive), at most one per
+	// Idle.
+	if got := ws.probes.Load(); got < 3 || got > 16 {
+		t.Errorf("probes during a 1.5s silent call with Idle 100ms: got %d, want 3..16", got)
+	}
+}
+
+// A write in flight when the route goes dead ends with ErrOutcomeUnknown
+// wrapping ErrRouteDead, not with the caller's deadline, and is not run
+// twice.
+func TestLivenessBlackHoleCutsWrite(t *testing.T) {
+	ws := newWaitServer()
+	p := proxied(t, ws)
+	cuts := newCutEvents()
+	c, err := resilient.Connect(context.Background(), newClient(), resilient.StreamableHTTP("http://"+p.Addr(), nil),
+		&resilient.Options{OnEvent: cuts.on, Liveness: resilient.LivenessSettings{Idle: 200 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := callWait(ctx, c, "write_wait", 60_000)
+		errc <- err
+	}()
+	ws.waitStarted(t, "write_wait")
+	p.BlackHole()
+	select {
+	case <-cuts.ch:
+	case err := <-errc:
+		t.Fatalf("call ended before liveness cut it: %v", err)
+	}
+	// The reconnect that follows the cut needs the route back.
+	p.Heal()
+	err = <-errc
+	if !errors.Is(err, resilient.ErrOutcomeUnknown) || !errors.Is(err, resilient.ErrRouteDead) {
+		t.Fatalf("got %v, want ErrOutcomeUnknown wrapping ErrRouteDead", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v: the caller's deadline, want the cut", err)
+	}
+	if got := ws.counter("write_wait").Load(); got != 1 {
+		t.Errorf("runs of write_wait: got %d, want 1", got)
+	}
+}
+
+// A read in flight when the route goes dead is cut and replayed: it is
+// answered once the route heals, well before the caller's deadline.
+func TestLivenessBlackHoleReplaysRead(t *testing.T) {
+	ws := newWaitServer()
+	p := proxied(t, ws)
+	cuts := newCutEvents()
+	c, err := resilient.Connect(context.Background(), newClient(), resilient.StreamableHTTP("http://"+p.Addr(), nil),
+		&resilient.Options{OnEvent: cuts.on, Liveness: resilient.LivenessSettings{Idle: 200 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := callWait(ctx, c, "read_wait", 60_000)
+		errc <- err
+	}()
+	ws.waitStarted(t, "read_wait")
+	p.BlackHole()
+	select {
+	case <-cuts.ch:
+	case err := <-errc:
+		t.Fatalf("call ended before liveness cut it: %v", err)
+	}
+	p.Heal()
+	ws.waitStarted(t, "read_wait") // the replay
+	ws.release <- struct{}{}       // answers the replay (the first run is cut off)
+	if err := <-errc; err != nil {
+		t.Fatalf("read cut by liveness: got %v, want it replayed and answered", err)
+	}
+	if got := c.Stats().Replays; got < 1 {
+		t.Errorf("Stats().Replays: got %d, want at least 1", got)
+	}
+}
+
+// With liveness disabled, nothing cuts an attempt on a dead route: only
+// the caller's deadline ends it. This is what the tests above rely on
+// liveness for.
+func TestLivenessDisabled(t *testing.T) {
+	ws := newWaitServer()
+	p := proxied(t, ws)
+	c, err := resilient.Connect(context.Background(), newClient(), resilient.StreamableHTTP("http://"+p.Addr(), nil),
+		&resilient.Options{Liveness: resilient.LivenessSettings{Idle: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := callWait(ctx, c, "write_wait", 60_000)
+		errc <- err
+	}()
+	ws.waitStarted(t, "write_wait")
+	p.BlackHole()
+	err = <-errc
+	p.Heal()
+	if errors.Is(err, resilient.ErrRouteDead) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want the caller's deadline", err)
+	}
+	if got := ws.probes.Load(); got != 0 {
+		t.Errorf("probes with liveness disabled: got %d, want 0", got)
+	}
+}
+
+func TestLivenessRejectsBadProbeTimeout(t *testing.T) {
+	_, err := resilient.Connect(context.Background(), newClient(), func() mcp.Transport { return nil },
+		&resilient.Options{Liveness: resilient.LivenessSettings{ProbeTimeout: -time.Second}})
+	if err == nil || !strings.Contains(err.Error(), "Options.Liveness.ProbeTimeout") {
+		t.Fatalf("got %v, want an error naming Options.Liveness.ProbeTimeout", err)
+	}
+}
+
+// gate holds back every message read while shut: a wedged peer, or a
+// black hole, on a transport the client cannot watch.
+type gate struct {
+	mu   sync.Mutex
+	open chan struct{}
+}
+
+func newGate() *gate {
+	g := &gate{open: make(chan struct{})}
+	close(g.open)
+	return g
+}
+
+func (g *gate) shut() {
+	g.mu.Lock()
+	g.open = make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *gate) reopen() {
+	g.mu.Lock()
+	close(g.open)
+	g.mu.Unlock()
+}
+
+func (g *gate) wait() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.open
+}
+
+type gatedTransport struct {
+	mcp.Transport
+	g *gate
+}
+
+func (t *gatedTransport) Connect(ctx context.Context) (mcp.Connection, error) {
+	conn, err := t.Transport.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &gatedConn{Connection: conn, g: t.g}, nil
+}
+
+type gatedConn struct {
+	mcp.Connection
+	g *gate
+}
+
+func (c *gatedConn) Read(ctx context.Context) (jsonrpc.Message, error) {
+	msg, err := c.Connection.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-c.g.wait():
+		return msg, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// inMemoryGated returns a factory of in-memory transports to ws whose
+// incoming messages pass through g, and closes the server sessions at
+// cleanup.
+func inMemoryGated(t *testing.T, ws *waitServer, g *gate) resilient.TransportFactory {
+	var mu sync.Mutex
+	var sessions []*mcp.ServerSession
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ss := range sessions {
+			_ = ss.Close()
+		}
+	})
+	return func() mcp.Transport {
+		ct, st := mcp.NewInMemoryTransports()
+		ss, err := ws.server.Connect(context.Background(), st, nil)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		mu.Lock()
+		sessions = append(sessions, ss)
+		mu.Unlock()
+		return &gatedTransport{Transport: ct, g: g}
+	}
+}
+
+// On a transport the client cannot watch (in memory here, stdio alike),
+// a wedged peer is found by the probe: the silent attempt is cut within
+// the documented bound, Idle*6/5 + ProbeTimeout, and a silent call on a
+// live peer is never cut, with at most one probe per Idle.
+func TestLivenessInMemory(t *testing.T) {
+	t.Run("wedged", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ws := newWaitServer()
+			g := newGate()
+			cuts := newCutEvents()
+			c, err := resilient.Connect(context.Background(), newClient(), inMemoryGated(t, ws, g), &resilient.Options{OnEvent: cuts.on})
+			if err != nil {
+				t.Fatal(err)
+			}
+			errc := make(chan error, 1)
+			go func() {
+				_, err := callWait(context.Background(), c, "write_wait", 3_600_000)
+				errc <- err
+			}()
+			<-ws.started
+			start := time.Now()
+			g.shut()
+			<-cuts.ch
+			if took, bound := time.Since(start), 5*time.Second*6/5+2*time.Second; took > bound {
+				t.Errorf("cut after %v, want within %v", took, bound)
+			}
+			g.reopen()
+			err = <-errc
+			if !errors.Is(err, resilient.ErrOutcomeUnknown) || !errors.Is(err, resilient.ErrRouteDead) {
+				t.Errorf("got %v, want ErrOutcomeUnknown wrapping ErrRouteDead", err)
+			}
+			if err := c.Close(); err != nil {
+				t.Error(err)
+			}
+			close(ws.release)
+		})
+	})
+	t.Run("slow", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ws := newWaitServer()
+			c, err := resilient.Connect(context.Background(), newClient(), inMemoryGated(t, ws, newGate()), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Now()
+			if _, err := callWait(context.Background(), c, "write_wait", 60_000); err != nil {
+				t.Fatalf("60s silent tool: got %v, want success", err)
+			}
+			t.Logf("took %v", time.Since(t0))
+			// One probe per Idle (5s) at most, over 60s.
+			if got := ws.probes.Load(); got < 5 || got > 12 {
+				t.Errorf("probes during a 60s silent call: got %d, want 5..12", got)
+			}
+			if err := c.Close(); err != nil {
+				t.Error(err)
+			}
+			close(ws.release)
+		})
+	})
+}
