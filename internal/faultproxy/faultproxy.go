@@ -14,6 +14,7 @@ package faultproxy
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,12 +24,13 @@ type Proxy struct {
 	ln       net.Listener
 	upstream string
 
-	mu        sync.Mutex
-	open      chan struct{} // closed while traffic flows; a new one while black-holed
-	slowClose time.Duration
-	conns     map[*pair]struct{}
-	closed    chan struct{}
-	wg        sync.WaitGroup
+	mu            sync.Mutex
+	open          chan struct{} // closed while traffic flows; a new one while black-holed
+	slowClose     time.Duration
+	conns         map[*pair]struct{}
+	closed        chan struct{}
+	wg            sync.WaitGroup
+	upstreamBytes atomic.Int64
 }
 
 type pair struct{ client, server net.Conn }
@@ -47,6 +49,10 @@ func Start(upstream string) (*Proxy, error) {
 	go p.accept()
 	return p, nil
 }
+
+// Forwarded returns how many bytes went from clients to upstream so far:
+// a test waits for it to grow to know that a request reached the server.
+func (p *Proxy) Forwarded() int64 { return p.upstreamBytes.Load() }
 
 // Addr returns the proxy's host:port.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
@@ -160,15 +166,15 @@ func (p *Proxy) serve(client net.Conn) {
 	pr.server = server
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	go func() { p.pipe(server, client); done <- struct{}{} }()
-	go func() { p.pipe(client, server); done <- struct{}{} }()
+	go func() { p.pipe(server, client, &p.upstreamBytes); done <- struct{}{} }()
+	go func() { p.pipe(client, server, nil); done <- struct{}{} }()
 	<-done
 	<-done
 }
 
 // pipe copies src to dst through the gate, then closes dst (slowly,
 // when asked).
-func (p *Proxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn, count *atomic.Int64) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
@@ -178,6 +184,9 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				break
+			}
+			if count != nil {
+				count.Add(int64(n))
 			}
 		}
 		if err != nil {
