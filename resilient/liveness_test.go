@@ -83,7 +83,7 @@ func (ws *waitServer) waitStarted(t *testing.T, name string) {
 }
 
 // proxied starts ws over real loopback HTTP behind a fault proxy.
-func proxied(t *testing.T, ws *waitServer) *faultproxy.Proxy {
+func proxied(t testing.TB, ws *waitServer) *faultproxy.Proxy {
 	t.Helper()
 	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return ws.server }, nil))
 	p, err := faultproxy.Start(strings.TrimPrefix(srv.URL, "http://"))
