@@ -82,10 +82,27 @@ func (ws *waitServer) waitStarted(t *testing.T, name string) {
 	}
 }
 
-// proxied starts ws over real loopback HTTP behind a fault proxy.
+// proxied starts ws over real loopback HTTP (streamable, 2025-11-25
+// sessions) behind a fault proxy.
 func proxied(t testing.TB, ws *waitServer) *faultproxy.Proxy {
+	return proxiedKind(t, ws, "streamable")
+}
+
+// proxiedKind is proxied with the kind of server: "streamable" (2025-11-25
+// sessions), "stateless" (2026-07-28, no session, no ping) or "sse"
+// (2024-11-05 HTTP+SSE).
+func proxiedKind(t testing.TB, ws *waitServer, kind string) *faultproxy.Proxy {
 	t.Helper()
-	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return ws.server }, nil))
+	var h http.Handler
+	switch kind {
+	case "streamable":
+		h = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return ws.server }, nil)
+	case "stateless":
+		h = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return ws.server }, &mcp.StreamableHTTPOptions{Stateless: true})
+	case "sse":
+		h = mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return ws.server }, nil)
+	}
+	srv := httptest.NewServer(h)
 	p, err := faultproxy.Start(strings.TrimPrefix(srv.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -408,4 +425,59 @@ func TestLivenessInMemory(t *testing.T) {
 			close(ws.release)
 		})
 	})
+}
+
+// factoryFor returns the client transport factory for a server kind of
+// proxiedKind.
+func factoryFor(kind, url string) resilient.TransportFactory {
+	if kind == "sse" {
+		return resilient.SSE(url, nil)
+	}
+	return resilient.StreamableHTTP(url, nil)
+}
+
+// Liveness on every HTTP kind of session: 2025-11-25 (probed with ping),
+// 2026-07-28 (no ping: probed with tools/list) and 2024-11-05 SSE (whose
+// answers come on the session's event stream): a silent call on a healthy
+// route is not cut, and a write on a black-holed one is.
+func TestLivenessSessionKinds(t *testing.T) {
+	for _, kind := range []string{"streamable", "stateless", "sse"} {
+		t.Run(kind, func(t *testing.T) {
+			ws := newWaitServer()
+			p := proxiedKind(t, ws, kind)
+			cuts := newCutEvents()
+			c, err := resilient.Connect(context.Background(), newClient(), factoryFor(kind, "http://"+p.Addr()),
+				&resilient.Options{OnEvent: cuts.on, Liveness: resilient.LivenessSettings{Idle: 100 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			t.Logf("protocol version %s", c.InitializeResult().ProtocolVersion)
+			if _, err := callWait(context.Background(), c, "write_wait", 1000); err != nil {
+				t.Fatalf("slow silent tool: got %v, want success", err)
+			}
+			if got := ws.probes.Load(); got < 2 {
+				t.Errorf("probes during a 1s silent call with Idle 100ms: got %d, want at least 2", got)
+			}
+			<-ws.started
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() {
+				_, err := callWait(ctx, c, "write_wait", 60_000)
+				errc <- err
+			}()
+			ws.waitStarted(t, "write_wait")
+			p.BlackHole()
+			select {
+			case <-cuts.ch:
+			case err := <-errc:
+				t.Fatalf("call ended before liveness cut it: %v", err)
+			}
+			p.Heal()
+			if err := <-errc; !errors.Is(err, resilient.ErrOutcomeUnknown) || !errors.Is(err, resilient.ErrRouteDead) {
+				t.Fatalf("got %v, want ErrOutcomeUnknown wrapping ErrRouteDead", err)
+			}
+		})
+	}
 }
