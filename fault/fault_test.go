@@ -82,10 +82,10 @@ func listToolsFirst(t *testing.T, c *resilient.Client) {
 	}
 }
 
-// haserver behind nginx: a read made during a black hole is answered
-// within 3s of the heal.
+// haserver behind nginx, its default deployment (no deduplication): a
+// read made during a black hole is answered within 3s of the heal.
 func TestHAReadDuringBlackHole(t *testing.T) {
-	r := haDeployment(t)
+	r := haDeployment(t, false)
 	cuts := newCutSeen()
 	c := connect(t, r, cuts.on)
 	listToolsFirst(t, c)
@@ -110,10 +110,10 @@ func TestHAReadDuringBlackHole(t *testing.T) {
 	}
 }
 
-// haserver behind nginx: a deduplicated write in flight at a black hole
+// haserver behind nginx, deduplicating: a write in flight at a black hole
 // gets its one result within 10s, and runs once.
 func TestHAWriteInFlightAtBlackHole(t *testing.T) {
-	r := haDeployment(t)
+	r := haDeployment(t, true)
 	cuts := newCutSeen()
 	c := connect(t, r, cuts.on)
 	res, err := call(c, "increment_counter", nil, 10*time.Second)
@@ -148,13 +148,12 @@ func TestHAWriteInFlightAtBlackHole(t *testing.T) {
 	}
 }
 
-// haserver behind nginx: every connection reset (reset_peer) under a
-// write in flight and a read made right after: the write gets its one
-// result, the read its answer.
+// haserver behind nginx, deduplicating: every connection reset
+// (reset_peer) under a write in flight and a read made right after: the
+// write gets its one result, the read its answer.
 func TestHAResetPeer(t *testing.T) {
-	r := haDeployment(t)
+	r := haDeployment(t, true)
 	c := connect(t, r, nil)
-	listToolsFirst(t, c)
 	res, err := call(c, "increment_counter", nil, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +195,7 @@ func TestHAResetPeer(t *testing.T) {
 // haserver behind nginx: a tool silent for 60s on a healthy route is never
 // cut: every probe is answered.
 func TestHASilentToolSucceeds(t *testing.T) {
-	r := haDeployment(t)
+	r := haDeployment(t, false)
 	cuts := newCutSeen()
 	c := connect(t, r, cuts.on)
 	start := time.Now()

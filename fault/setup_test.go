@@ -73,10 +73,10 @@ func waitTCP(p *proctest.Proc, addr string) error {
 	})
 }
 
-// haDeployment starts redis-server, three haserver replicas (adopting,
-// deduplicating) and nginx, and returns the route to nginx through the
-// fault proxy.
-func haDeployment(t *testing.T) *route {
+// haDeployment starts redis-server, three haserver replicas (adopting
+// sessions; deduplicating tools/call when dedup is set, as -dedup does)
+// and nginx, and returns the route to nginx through the fault proxy.
+func haDeployment(t *testing.T, dedup bool) *route {
 	t.Helper()
 	_, err := exec.LookPath("nginx")
 	need(t, "nginx", err)
@@ -94,7 +94,7 @@ func haDeployment(t *testing.T) *route {
 		addr := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
 		name := fmt.Sprintf("mcp-%d", i+1)
 		p := proctest.Start(t, name, bin, "-addr", addr, "-instance", name, "-redis", redis.URL(),
-			"-session-ttl", "10m", "-shutdown-timeout", "2s", "-dedup=true")
+			"-session-ttl", "10m", "-shutdown-timeout", "2s", fmt.Sprintf("-dedup=%v", dedup))
 		if err := waitTCP(p, addr); err != nil {
 			t.Fatalf("starting %s: %v\n%s", name, err, p.Output())
 		}
