@@ -88,7 +88,7 @@ func TestHAReadDuringBlackHole(t *testing.T) {
 	r := haDeployment(t, false)
 	cuts := newCutSeen()
 	c := connect(t, r, cuts.on)
-	// listToolsFirst(t, c)
+	listToolsFirst(t, c)
 	res, err := call(c, "increment_counter", nil, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
