@@ -39,9 +39,11 @@ type LivenessSettings struct {
 	// event stream; on stdio and other transports the client cannot watch:
 	// since it was sent) before the client probes its session. A probe
 	// answered re-arms the wait; the next probe of that session comes at
-	// the earliest Idle later. 0 means 5s. Negative disables liveness:
-	// an attempt then ends only with its answer, a broken connection, the
-	// caller's context or Close.
+	// the earliest Idle later. 0 means 5s; a positive value must be at
+	// least 10ms (MinLivenessIdle), so that a slow call cannot turn into
+	// a flood of probes. Negative disables liveness: an attempt then ends
+	// only with its answer, a broken connection, the caller's context or
+	// Close.
 	Idle time.Duration
 	// ProbeTimeout bounds one probe. A probe that fails or gets no answer
 	// within it declares the route dead and cuts the silent attempts of
@@ -51,6 +53,9 @@ type LivenessSettings struct {
 	ProbeTimeout time.Duration
 }
 
+// MinLivenessIdle is the least positive LivenessSettings.Idle.
+const MinLivenessIdle = 10 * time.Millisecond
+
 const (
 	defaultLivenessIdle  = 5 * time.Second
 	defaultProbeTimeout  = 2 * time.Second
@@ -58,6 +63,9 @@ const (
 )
 
 func (s LivenessSettings) validate() error {
+	if s.Idle > 0 && s.Idle < MinLivenessIdle {
+		return fmt.Errorf("resilient: Options.Liveness.Idle is %v; want 0 (default %v), at least %v, or negative (disabled)", s.Idle, defaultLivenessIdle, MinLivenessIdle)
+	}
 	if s.ProbeTimeout < 0 {
 		return fmt.Errorf("resilient: Options.Liveness.ProbeTimeout is %v; want 0 (default %v) or more", s.ProbeTimeout, defaultProbeTimeout)
 	}
