@@ -503,3 +503,53 @@ func TestLivenessSessionKinds(t *testing.T) {
 		})
 	}
 }
+
+// Connections that went half-open (black-holed, while new ones go
+// through: a NAT or balancer that forgot them) are dropped from the pool
+// when the route is found dead, so that the reconnect dials afresh instead
+// of waiting out ConnectTimeout on a pooled dead connection.
+func TestLivenessHalfOpenPool(t *testing.T) {
+	ws := newWaitServer()
+	p := proxied(t, ws)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 16 // the default keeps 2, all of them busy by the time of the reconnect
+	defer tr.CloseIdleConnections()
+	cuts := newCutEvents()
+	c, err := resilient.Connect(context.Background(), newClient(), resilient.StreamableHTTP("http://"+p.Addr(), &http.Client{Transport: tr}),
+		&resilient.Options{OnEvent: cuts.on, ConnectTimeout: 2 * time.Second,
+			Liveness: resilient.LivenessSettings{Idle: 200 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Fill the pool with idle connections.
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			if _, err := callWait(context.Background(), c, "read_wait", 50); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for len(ws.started) > 0 {
+		<-ws.started
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := callWait(ctx, c, "write_wait", 60_000)
+		errc <- err
+	}()
+	ws.waitStarted(t, "write_wait")
+	dials := c.Stats().Dials
+	p.BlackHoleExisting()
+	err = <-errc
+	if !errors.Is(err, resilient.ErrOutcomeUnknown) || !errors.Is(err, resilient.ErrRouteDead) {
+		t.Fatalf("got %v, want ErrOutcomeUnknown wrapping ErrRouteDead", err)
+	}
+	if got := c.Stats().Dials - dials; got != 1 {
+		t.Errorf("dials to replace the session: got %d, want 1 (a new connection, not a pooled dead one)", got)
+	}
+}

@@ -33,7 +33,12 @@ type Proxy struct {
 	upstreamBytes atomic.Int64
 }
 
-type pair struct{ client, server net.Conn }
+type pair struct {
+	client, server net.Conn
+	// hole, when set, is closed at Heal: the pair is black-holed alone
+	// (BlackHoleExisting).
+	hole chan struct{}
+}
 
 // Start listens on an OS-picked loopback port and forwards to upstream
 // (host:port).
@@ -70,10 +75,29 @@ func (p *Proxy) BlackHole() {
 	}
 }
 
+// BlackHoleExisting black-holes the connections open now, as a NAT or a
+// balancer that forgot them would (half-open connections), while new
+// connections go through, until Heal.
+func (p *Proxy) BlackHoleExisting() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		if c.hole == nil {
+			c.hole = make(chan struct{})
+		}
+	}
+}
+
 // Heal ends a black hole: the bytes held back flow on.
 func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for c := range p.conns {
+		if c.hole != nil {
+			close(c.hole)
+			c.hole = nil
+		}
+	}
 	select {
 	case <-p.open:
 	default:
@@ -129,16 +153,26 @@ func (p *Proxy) accept() {
 	}
 }
 
-// pass waits until traffic flows; false when the proxy closed.
-func (p *Proxy) pass() bool {
-	p.mu.Lock()
-	open := p.open
-	p.mu.Unlock()
-	select {
-	case <-open:
-		return true
-	case <-p.closed:
-		return false
+// pass waits until traffic flows for c; false when the proxy closed.
+func (p *Proxy) pass(c *pair) bool {
+	for {
+		p.mu.Lock()
+		open, hole := p.open, c.hole
+		p.mu.Unlock()
+		if hole != nil {
+			select {
+			case <-hole:
+			case <-p.closed:
+				return false
+			}
+			continue
+		}
+		select {
+		case <-open:
+			return true
+		case <-p.closed:
+			return false
+		}
 	}
 }
 
@@ -153,7 +187,7 @@ func (p *Proxy) serve(client net.Conn) {
 		delete(p.conns, pr)
 		p.mu.Unlock()
 	}()
-	if !p.pass() {
+	if !p.pass(pr) {
 		_ = client.Close()
 		return
 	}
@@ -166,20 +200,20 @@ func (p *Proxy) serve(client net.Conn) {
 	pr.server = server
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	go func() { p.pipe(server, client, &p.upstreamBytes); done <- struct{}{} }()
-	go func() { p.pipe(client, server, nil); done <- struct{}{} }()
+	go func() { p.pipe(pr, server, client, &p.upstreamBytes); done <- struct{}{} }()
+	go func() { p.pipe(pr, client, server, nil); done <- struct{}{} }()
 	<-done
 	<-done
 }
 
 // pipe copies src to dst through the gate, then closes dst (slowly,
 // when asked).
-func (p *Proxy) pipe(dst, src net.Conn, count *atomic.Int64) {
+func (p *Proxy) pipe(pr *pair, dst, src net.Conn, count *atomic.Int64) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if !p.pass() {
+			if !p.pass(pr) {
 				break
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
