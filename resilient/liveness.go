@@ -34,10 +34,12 @@ import (
 // LivenessSettings configure how the client detects a dead route under an
 // attempt in flight (see the package documentation, "Liveness").
 type LivenessSettings struct {
-	// Idle is how long an attempt may go without a byte of its answer (on
-	// streamable HTTP: its POST's response stream; on SSE: the session's
-	// event stream; on stdio and other transports the client cannot watch:
-	// since it was sent) before the client probes its session. A probe
+	// Idle is how long an attempt may go without a sign of life before
+	// the client probes its session. On streamable HTTP and SSE any byte
+	// the session's transport reads is one (the attempt's answer, its
+	// progress notifications, another call's answer, an event stream's
+	// keep-alive); on stdio and other transports the client cannot watch,
+	// only the attempt's start and the probes' answers count. A probe
 	// answered re-arms the wait; the next probe of that session comes at
 	// the earliest Idle later. 0 means 5s; a positive value must be at
 	// least 10ms (MinLivenessIdle), so that a slow call cannot turn into
@@ -178,13 +180,16 @@ func (l *liveness) unwatch(id uint64) {
 }
 
 // lastSign returns when w last showed life: its start, a probe's answer,
-// or the last byte its transport read for it.
+// the last byte of its own answer, or the last byte its session's
+// transport read for any request (an overloaded server still answering
+// other calls is alive: probing it would only add to its load, and a
+// probe queued behind that load could time out).
 func (w *watched) lastSign() int64 {
 	last := w.since
 	if w.pr != nil {
 		last = max(last, w.pr.lastRead.Load())
 	}
-	if obs := w.cur.obs; obs != nil && obs.sharedStream {
+	if obs := w.cur.obs; obs != nil {
 		last = max(last, obs.lastRead.Load())
 	}
 	return last

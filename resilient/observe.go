@@ -58,14 +58,13 @@ type observer struct {
 	inflight int
 	idle     chan struct{} // made by a waiter, closed when inflight drops to 0
 
-	// For liveness: sharedStream is set when answers come on the
-	// session's one event stream (SSE) rather than on each POST's
-	// response, and lastRead is when that stream last carried a byte
-	// (unix nanoseconds). closeIdle closes the HTTP client's pooled
-	// connections.
-	sharedStream bool
-	lastRead     atomic.Int64
-	closeIdle    func()
+	// For liveness: lastRead is when any response of the transport (a
+	// POST's, or an event stream's) last carried a byte (unix
+	// nanoseconds): a server that answers anything on the session is
+	// alive, however long one call of it is silent. closeIdle closes the
+	// HTTP client's pooled connections.
+	lastRead  atomic.Int64
+	closeIdle func()
 }
 
 func newObserver() *observer { return &observer{} }
@@ -208,7 +207,7 @@ type observingRoundTripper struct {
 func (rt *observingRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method != http.MethodPost {
 		resp, err := rt.next.RoundTrip(req)
-		if err == nil && rt.obs.sharedStream && req.Method == http.MethodGet {
+		if err == nil && req.Method == http.MethodGet {
 			resp.Body = &streamBody{ReadCloser: resp.Body, obs: rt.obs}
 		}
 		return resp, err
@@ -244,7 +243,8 @@ func (rt *observingRoundTripper) CloseIdleConnections() {
 	}
 }
 
-// streamBody records when the session's event stream carries a byte.
+// streamBody records when an event stream of the session (SSE's, or the
+// standalone stream of streamable HTTP) carries a byte.
 type streamBody struct {
 	io.ReadCloser
 	obs *observer
@@ -274,8 +274,12 @@ func (b *endingBody) end() {
 
 func (b *endingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if n > 0 && b.p != nil {
-		b.p.lastRead.Store(time.Now().UnixNano())
+	if n > 0 {
+		now := time.Now().UnixNano()
+		b.obs.lastRead.Store(now)
+		if b.p != nil {
+			b.p.lastRead.Store(now)
+		}
 	}
 	if err != nil {
 		b.end()

@@ -88,7 +88,6 @@ func SSETransport(template mcp.SSEClientTransport) TransportFactory {
 	endpoint, hc, maxEvent := template.Endpoint, template.HTTPClient, template.MaxEventSize
 	return func() mcp.Transport {
 		obs := newObserver()
-		obs.sharedStream = true
 		return &sseTransport{
 			SSEClientTransport: &mcp.SSEClientTransport{Endpoint: endpoint, HTTPClient: observedClient(hc, obs), MaxEventSize: maxEvent},
 			obs:                obs,
