@@ -100,9 +100,10 @@
 // An attempt on a route that stops answering without closing (a black
 // hole, a half-open connection, a wedged server) ends within a bound, and
 // an attempt on a live but slow server is never cut ([LivenessSettings]).
-// Any byte of the attempt's answer is a sign of life; when an attempt has
-// seen none for Options.Liveness.Idle (5s), the client probes its
-// session: a ping, or tools/list on 2026-07-28 sessions, which have no
+// Any byte the session's HTTP transport reads (the attempt's answer or
+// progress, another call's answer, an event stream's keep-alive) is a sign
+// of life; when an attempt has seen none for Options.Liveness.Idle (5s),
+// the client probes its session: a ping, or tools/list on 2026-07-28 sessions, which have no
 // ping. Any answer re-arms the wait (a tool may run for minutes without a
 // byte); no answer within ProbeTimeout (2s) cuts every attempt of that
 // session silent since before the probe, with an error matching
