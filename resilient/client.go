@@ -188,13 +188,7 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		c.budget = b
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	if c.live = newLiveness(c, opts.Liveness); c.live != nil {
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.live.run(c.ctx)
-		}()
-	}
+	c.live = newLiveness(c, opts.Liveness)
 	if fn := eventFunc(opts.Hooks.Event, opts.OnEvent); fn != nil {
 		c.events = newEventQueue(fn)
 		go c.events.run(c.deliver)
@@ -433,6 +427,7 @@ func (c *Client) Close() error {
 	c.cancelAttempts()
 	wasDead := cur.isDead()
 	err := cur.close()
+	c.live.stop()
 	c.wg.Wait()
 	c.log.Info("closed", zap.String("session_id", cur.cs.ID()), zap.Uint64("generation", cur.gen))
 	if c.events != nil {

@@ -25,11 +25,13 @@ import (
 // that may have run ([ErrRouteDead]), and the replay rule decides what
 // becomes of its call.
 //
-// The cost stays off the happy path: one goroutine per client wakes every
-// Idle/5 and looks at the attempts in flight; an attempt is registered in
-// a map (no allocation), and the transport's bytes are recorded on the
-// probe the observed transports already allocate per attempt. Only a
-// silent attempt costs a goroutine: its session's probe.
+// The cost stays off the happy path: while calls are in flight, one
+// goroutine per client wakes every Idle/5 and looks at them (it starts
+// with the first attempt and ends after 2*Idle without any, so an idle
+// client has none); an attempt is registered in a map (no allocation),
+// and the transport's bytes are recorded on the probe the observed
+// transports already allocate per attempt. Only a silent attempt costs a
+// goroutine more: its session's probe.
 
 // LivenessSettings configure how the client detects a dead route under an
 // attempt in flight (see the package documentation, "Liveness").
@@ -104,6 +106,8 @@ type liveness struct {
 	probeTimeout time.Duration
 
 	mu      sync.Mutex
+	running bool // the goroutine of run is on
+	stopped bool // Close: no goroutine may start any more
 	nextID  uint64
 	watched map[uint64]watched
 	routes  map[*conn]*route
@@ -141,18 +145,46 @@ func newLiveness(c *Client, s LivenessSettings) *liveness {
 	return l
 }
 
-// run looks at the attempts in flight every Idle/5 until ctx ends.
+// run looks at the attempts in flight every Idle/5 until ctx ends or no
+// attempt has been in flight for 2*Idle.
 func (l *liveness) run(ctx context.Context) {
+	defer l.c.wg.Done()
 	t := time.NewTicker(max(l.idle/livenessTicksPerIdle, time.Millisecond))
 	defer t.Stop()
+	quiet := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			l.check(ctx, now.UnixNano())
+			if !l.check(ctx, now.UnixNano()) {
+				quiet = 0
+				continue
+			}
+			if quiet++; quiet < 2*livenessTicksPerIdle {
+				continue
+			}
+			l.mu.Lock()
+			if len(l.watched) == 0 {
+				l.running = false
+				l.mu.Unlock()
+				return
+			}
+			l.mu.Unlock()
+			quiet = 0
 		}
 	}
+}
+
+// stop keeps the goroutine of run from starting again: Close calls it
+// before waiting for the client's goroutines.
+func (l *liveness) stop() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.stopped = true
+	l.mu.Unlock()
 }
 
 // watch registers an attempt in flight on cur; cancel cuts it. It returns
@@ -166,6 +198,11 @@ func (l *liveness) watch(cur *conn, pr *probe, cancel context.CancelCauseFunc) u
 	l.nextID++
 	id := l.nextID
 	l.watched[id] = watched{cur: cur, pr: pr, cancel: cancel, since: now}
+	if !l.running && !l.stopped {
+		l.running = true
+		l.c.wg.Add(1)
+		go l.run(l.c.ctx)
+	}
 	l.mu.Unlock()
 	return id
 }
@@ -197,14 +234,15 @@ func (w *watched) lastSign() int64 {
 
 // check starts a probe for each session with an attempt silent for Idle,
 // unless one is in flight or the last started less than Idle ago: at most
-// one probe per session per Idle, however many calls are silent on it.
-func (l *liveness) check(ctx context.Context, now int64) {
+// one probe per session per Idle, however many calls are silent on it. It
+// reports whether no attempt was in flight.
+func (l *liveness) check(ctx context.Context, now int64) (quiet bool) {
 	idle := l.idle.Nanoseconds()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.watched) == 0 {
 		clear(l.routes)
-		return
+		return true
 	}
 	for _, w := range l.watched {
 		if now-w.lastSign() < idle {
@@ -222,6 +260,7 @@ func (l *liveness) check(ctx context.Context, now int64) {
 		l.c.wg.Add(1)
 		go l.probe(ctx, w.cur, r, now)
 	}
+	return false
 }
 
 // probe asks cur's server for an answer and applies the verdict to the
