@@ -1,9 +1,11 @@
 // Package faultproxy is a TCP proxy that injects the network faults the
 // fault suite needs between a client and a server: a black hole (nothing
 // forwarded, connections held open, data held back until the heal, as a
-// network that drops packets and TCP then retransmits), a reset of every
-// connection (toxiproxy's reset_peer), and a slow close (a close that
-// reaches the other side only after a delay: toxiproxy's slow_close).
+// network that drops packets and TCP then retransmits), the same for the
+// connections open now only (half-open connections a NAT forgot, while
+// new ones go through), a reset of every connection (toxiproxy's
+// reset_peer), and a slow close (a close that reaches the other side only
+// after a delay: toxiproxy's slow_close).
 //
 // It is a few hundred lines instead of toxiproxy because toxiproxy's
 // module brings a metrics and logging stack (prometheus, zerolog, mux)
