@@ -52,8 +52,8 @@ type LivenessSettings struct {
 	// ProbeTimeout bounds one probe. A probe that fails or gets no answer
 	// within it declares the route dead and cuts the silent attempts of
 	// its session. 0 means 2s. An attempt on a dead route therefore ends
-	// within about Idle*6/5 + ProbeTimeout of its last byte (7s by
-	// default).
+	// within about Idle*6/5 + ProbeTimeout of its last sign of life (8s
+	// by default).
 	ProbeTimeout time.Duration
 }
 
