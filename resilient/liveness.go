@@ -308,13 +308,21 @@ func (l *liveness) probe(ctx context.Context, cur *conn, r *route, started int64
 
 // ask sends the probe: a ping, or tools/list on 2026-07-28 sessions,
 // which have no ping (any answer, a JSON-RPC error included, proves the
-// route alive).
+// route alive; a ping's "method not found" too, which is why a tools/list
+// answered from the SDK's cache is followed by one).
 func (l *liveness) ask(ctx context.Context, cur *conn) error {
 	ctx, cancel := context.WithTimeout(ctx, l.probeTimeout)
 	defer cancel()
 	var err error
 	if l.c.writesMeta {
-		_, err = cur.cs.ListTools(ctx, nil)
+		pc := &probeCtx{Context: ctx}
+		_, err = cur.cs.ListTools(pc, nil)
+		if err == nil && cur.obs != nil && pc.probe.sentNone() {
+			// Served from the SDK's list cache (a server's ttlMs): nothing
+			// crossed the route. A ping does, and its "method not found"
+			// is an answer.
+			err = cur.cs.Ping(ctx, nil)
+		}
 	} else {
 		err = cur.cs.Ping(ctx, nil)
 	}

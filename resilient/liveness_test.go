@@ -34,9 +34,11 @@ type waitInput struct {
 	MS int `json:"ms"`
 }
 
-func newWaitServer() *waitServer {
+func newWaitServer() *waitServer { return newWaitServerOpts(nil) }
+
+func newWaitServerOpts(opts *mcp.ServerOptions) *waitServer {
 	ws := &waitServer{started: make(chan string, 64), release: make(chan struct{})}
-	s := mcp.NewServer(&mcp.Implementation{Name: "wait", Version: "1"}, nil)
+	s := mcp.NewServer(&mcp.Implementation{Name: "wait", Version: "1"}, opts)
 	s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			// The probes: ping, or tools/list on 2026-07-28 sessions (the
@@ -488,9 +490,21 @@ func factoryFor(kind, url string) resilient.TransportFactory {
 // answers come on the session's event stream): a silent call on a healthy
 // route is not cut, and a write on a black-holed one is.
 func TestLivenessSessionKinds(t *testing.T) {
-	for _, kind := range []string{"streamable", "stateless", "sse"} {
+	for _, kind := range []string{"streamable", "stateless", "stateless-cached", "sse"} {
 		t.Run(kind, func(t *testing.T) {
 			ws := newWaitServer()
+			minProbes := int64(2)
+			if kind == "stateless-cached" {
+				// Lists cached by the client for an hour: a tools/list
+				// probe is answered from the SDK's cache.
+				ws = newWaitServerOpts(&mcp.ServerOptions{SetCacheable: func(_ context.Context, _ mcp.Request, c *mcp.Cacheable) {
+					c.TTLMs = 3_600_000
+				}})
+				kind = "stateless"
+				// The pings that follow cached answers are refused by the
+				// server before its middleware sees them.
+				minProbes = 1
+			}
 			p := proxiedKind(t, ws, kind)
 			cuts := newCutEvents()
 			c, err := resilient.Connect(context.Background(), newClient(), factoryFor(kind, "http://"+p.Addr()),
@@ -503,8 +517,8 @@ func TestLivenessSessionKinds(t *testing.T) {
 			if _, err := callWait(context.Background(), c, "write_wait", 1000); err != nil {
 				t.Fatalf("slow silent tool: got %v, want success", err)
 			}
-			if got := ws.probes.Load(); got < 2 {
-				t.Errorf("probes during a 1s silent call with Idle 100ms: got %d, want at least 2", got)
+			if got := ws.probes.Load(); got < minProbes {
+				t.Errorf("probes during a 1s silent call with Idle 100ms: got %d, want at least %d", got, minProbes)
 			}
 			<-ws.started
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -147,6 +147,13 @@ func (p *probe) retryAfterHint() time.Duration {
 	return p.retryAfter
 }
 
+// sentNone reports whether no POST was sent under the probe's context.
+func (p *probe) sentNone() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.posts == 0
+}
+
 func (p *probe) sent() {
 	p.mu.Lock()
 	p.posts++
