@@ -5,9 +5,12 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -590,5 +593,61 @@ func TestLivenessHalfOpenPool(t *testing.T) {
 	}
 	if got := c.Stats().Dials - dials; got != 1 {
 		t.Errorf("dials to replace the session: got %d, want 1 (a new connection, not a pooled dead one)", got)
+	}
+}
+
+// A stdio server that is alive but wedged (SIGSTOP: its pipes stay open,
+// so no EOF ever comes) is found by the probe: a read made meanwhile is
+// cut, the process replaced, and the read answered by the new one.
+func TestLivenessStdioWedged(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var cmds []*exec.Cmd
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, cmd := range cmds {
+			if cmd.Process != nil {
+				_ = cmd.Process.Kill()
+			}
+		}
+	})
+	factory := resilient.CommandTransport(func() *exec.Cmd {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), stdioServerEnv+"=1")
+		mu.Lock()
+		cmds = append(cmds, cmd)
+		mu.Unlock()
+		return cmd
+	}, 500*time.Millisecond)
+	cuts := newCutEvents()
+	c, err := resilient.Connect(context.Background(), newClient(), factory,
+		&resilient.Options{OnEvent: cuts.on, Liveness: resilient.LivenessSettings{Idle: 200 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mustCounter(t, c, "get_counter")
+	mu.Lock()
+	first := cmds[0]
+	mu.Unlock()
+	if err := first.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := callCounter(ctx, t, c, "get_counter"); err != nil {
+		t.Fatalf("read on a wedged stdio server: got %v, want it replayed on a new process", err)
+	}
+	select {
+	case <-cuts.ch:
+	default:
+		t.Error("the read was answered without a liveness cut")
+	}
+	if got := c.Stats().Reconnects; got != 1 {
+		t.Errorf("Stats().Reconnects: got %d, want 1 (a new process)", got)
 	}
 }
