@@ -488,6 +488,9 @@ type Stats struct {
 	BudgetExhausted int64
 	// CallbackPanics counts panics recovered from Options.OnEvent.
 	CallbackPanics int64
+	// LivenessCuts counts attempts cut because their route was found dead
+	// ([ErrRouteDead]).
+	LivenessCuts int64
 	// SessionID and Generation identify the current session (generation 1
 	// is the first).
 	SessionID  string
@@ -501,6 +504,7 @@ type counters struct {
 	calls, retries, replays, dials, reconnects, reconnectFailures atomic.Int64
 	resumes, resumesSkipped, resumeFailures, keysCopied           atomic.Int64
 	outcomeUnknown, budgetExhausted, callbackPanics               atomic.Int64
+	livenessCuts                                                  atomic.Int64
 }
 
 // Stats returns a snapshot of the client's counters and current session.
@@ -526,6 +530,7 @@ func (c *Client) Stats() Stats {
 		OutcomeUnknown:    c.stats.outcomeUnknown.Load(),
 		BudgetExhausted:   c.stats.budgetExhausted.Load(),
 		CallbackPanics:    c.stats.callbackPanics.Load(),
+		LivenessCuts:      c.stats.livenessCuts.Load(),
 		SessionID:         cur.cs.ID(),
 		Generation:        cur.gen,
 		Breaker:           br,

@@ -301,6 +301,7 @@ func (l *liveness) probe(ctx context.Context, cur *conn, r *route, started int64
 	if cur.obs != nil && cur.obs.closeIdle != nil {
 		cur.obs.closeIdle()
 	}
+	l.c.stats.livenessCuts.Add(int64(len(cut)))
 	for _, cancel := range cut {
 		cancel(&RouteDeadError{Silent: silent, Probe: err.Error()})
 	}

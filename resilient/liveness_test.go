@@ -174,6 +174,9 @@ func TestLivenessSlowToolNotCut(t *testing.T) {
 	if got := ws.counter("write_wait").Load(); got != 1 {
 		t.Errorf("runs of write_wait: got %d, want 1", got)
 	}
+	if got := c.Stats().LivenessCuts; got != 0 {
+		t.Errorf("Stats().LivenessCuts: got %d, want 0", got)
+	}
 	// The probes ran (this is what kept the call alive), at most one per
 	// Idle.
 	if got := ws.probes.Load(); got < 3 || got > 16 {
@@ -649,5 +652,8 @@ func TestLivenessStdioWedged(t *testing.T) {
 	}
 	if got := c.Stats().Reconnects; got != 1 {
 		t.Errorf("Stats().Reconnects: got %d, want 1 (a new process)", got)
+	}
+	if got := c.Stats().LivenessCuts; got != 1 {
+		t.Errorf("Stats().LivenessCuts: got %d, want 1", got)
 	}
 }
