@@ -450,23 +450,26 @@ func (c *Client) lastFailure() error {
 // otherwise the probe is nil.
 func runAttempt[R any](ctx context.Context, c *Client, cur *conn, f attemptFunc[R], o op, attempt int, replay bool) (R, *probe, error) {
 	var zero R
-	actx, cancel := context.WithCancel(ctx)
+	actx, cancel := context.WithCancelCause(ctx)
 	id, ok := c.track(cancel)
 	if !ok {
-		cancel()
+		cancel(ErrClosed)
 		return zero, nil, ErrClosed
 	}
 	defer c.untrack(id, cancel)
 	var pr *probe
+	lctx := actx // the context whose cause says whether liveness cut the attempt
 	if cur.obs != nil {
 		// One allocation carries the probe and makes it reachable from the
 		// requests the SDK builds with the attempt's context.
 		pc := &probeCtx{Context: actx}
 		actx, pr = pc, &pc.probe
 	}
+	// Liveness cuts the attempt should its route go dead (liveness.go).
+	defer c.live.unwatch(c.live.watch(cur, pr, cancel))
 	if c.hooks.Attempt == nil {
 		res, err := f(actx, cur.cs, nil)
-		return res, pr, err
+		return res, pr, c.live.verdict(lctx, ctx, err)
 	}
 	info := &AttemptInfo{Method: o.method, Tool: o.tool, Attempt: attempt, Replay: replay,
 		SessionID: cur.cs.ID(), ProtocolVersion: c.sessionOpts.ProtocolVersion, Generation: cur.gen,
@@ -477,15 +480,16 @@ func runAttempt[R any](ctx context.Context, c *Client, cur *conn, f attemptFunc[
 	err := c.hooks.Attempt(actx, info, func(hctx context.Context) error {
 		var err error
 		res, err = f(hctx, cur.cs, info.Meta)
+		err = c.live.verdict(lctx, ctx, err)
 		info.Class = retry.Classify(err)
 		return err
 	})
-	return res, pr, err
+	return res, pr, c.live.verdict(lctx, ctx, err)
 }
 
 // track registers the cancel func of an attempt in flight, for Close. It
 // reports false when the client is already closed.
-func (c *Client) track(cancel context.CancelFunc) (uint64, bool) {
+func (c *Client) track(cancel context.CancelCauseFunc) (uint64, bool) {
 	c.attemptsMu.Lock()
 	defer c.attemptsMu.Unlock()
 	if c.attempts == nil {
@@ -496,11 +500,11 @@ func (c *Client) track(cancel context.CancelFunc) (uint64, bool) {
 	return c.attemptID, true
 }
 
-func (c *Client) untrack(id uint64, cancel context.CancelFunc) {
+func (c *Client) untrack(id uint64, cancel context.CancelCauseFunc) {
 	c.attemptsMu.Lock()
 	delete(c.attempts, id)
 	c.attemptsMu.Unlock()
-	cancel()
+	cancel(nil)
 }
 
 // cancelAttempts cancels every attempt in flight and refuses new ones.
@@ -510,7 +514,7 @@ func (c *Client) cancelAttempts() {
 	c.attempts = nil
 	c.attemptsMu.Unlock()
 	for _, cancel := range attempts {
-		cancel()
+		cancel(ErrClosed)
 	}
 }
 

@@ -67,10 +67,12 @@ type Client struct {
 
 	// Attempts in flight, cancelled by Close (see runAttempt).
 	attemptsMu sync.Mutex
-	attempts   map[uint64]context.CancelFunc // nil once closed
+	attempts   map[uint64]context.CancelCauseFunc // nil once closed
 	attemptID  uint64
 
 	stats counters
+
+	live *liveness // nil when Options.Liveness.Idle is negative
 }
 
 // conn is one SDK session and what it owns.
@@ -158,7 +160,7 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 		showResumeTool: opts.ShowResumeTool,
 		log:            opts.Logger,
 		tools:          newToolCache(),
-		attempts:       map[uint64]context.CancelFunc{},
+		attempts:       map[uint64]context.CancelCauseFunc{},
 		br:             newBreaker(opts.Breaker),
 		hooks:          opts.Hooks,
 	}
@@ -187,6 +189,7 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 	}
 	watchListChanged(client, c.tools)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.live = newLiveness(c, opts.Liveness)
 	if fn := eventFunc(opts.Hooks.Event, opts.OnEvent); fn != nil {
 		c.events = newEventQueue(fn)
 		go c.events.run(c.deliver)
@@ -195,6 +198,7 @@ func Connect(ctx context.Context, client *mcp.Client, newTransport TransportFact
 	cur, err := c.connectFirst(ctx, opts.ConnectOnce)
 	if err != nil {
 		c.cancel()
+		c.wg.Wait()
 		if c.events != nil {
 			c.events.shutdown()
 		}
@@ -409,6 +413,7 @@ func (c *Client) Close() error {
 	c.cancelAttempts()
 	wasDead := cur.isDead()
 	err := cur.close()
+	c.live.stop()
 	c.wg.Wait()
 	c.log.Info("closed", zap.String("session_id", cur.cs.ID()), zap.Uint64("generation", cur.gen))
 	if c.events != nil {
@@ -468,6 +473,9 @@ type Stats struct {
 	BudgetExhausted int64
 	// CallbackPanics counts panics recovered from Options.OnEvent.
 	CallbackPanics int64
+	// LivenessCuts counts attempts cut because their route was found dead
+	// ([ErrRouteDead]).
+	LivenessCuts int64
 	// SessionID and Generation identify the current session (generation 1
 	// is the first).
 	SessionID  string
@@ -480,6 +488,7 @@ type counters struct {
 	calls, retries, replays, dials, reconnects, reconnectFailures atomic.Int64
 	resumes, resumesSkipped, resumeFailures, keysCopied           atomic.Int64
 	outcomeUnknown, budgetExhausted, callbackPanics               atomic.Int64
+	livenessCuts                                                  atomic.Int64
 }
 
 // Stats returns a snapshot of the client's counters and current session.
@@ -502,6 +511,7 @@ func (c *Client) Stats() Stats {
 		OutcomeUnknown:    c.stats.outcomeUnknown.Load(),
 		BudgetExhausted:   c.stats.budgetExhausted.Load(),
 		CallbackPanics:    c.stats.callbackPanics.Load(),
+		LivenessCuts:      c.stats.livenessCuts.Load(),
 		SessionID:         cur.cs.ID(),
 		Generation:        cur.gen,
 		Breaker:           br,

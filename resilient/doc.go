@@ -135,6 +135,27 @@
 // (refused connections, 429, 503) cost no token: the breaker counts them,
 // and its one prober does the dialling.
 //
+// # Liveness
+//
+// An attempt on a route that stops answering without closing (a black
+// hole, a half-open connection, a wedged server) ends within a bound, and
+// an attempt on a live but slow server is never cut ([LivenessSettings]).
+// Any byte the session's HTTP transport reads (the attempt's answer or
+// progress, another call's answer, an event stream's keep-alive) is a sign
+// of life; when an attempt has seen none for Options.Liveness.Idle (5s),
+// the client probes its session: a ping, or tools/list on 2026-07-28 sessions, which have no
+// ping. Any answer re-arms the wait (a tool may run for minutes without a
+// byte); no answer within ProbeTimeout (2s) cuts every attempt of that
+// session silent since before the probe, with an error matching
+// [ErrRouteDead], as one that may have run: the replay rule decides what
+// becomes of the call, and a write that cannot be replayed returns
+// [ErrOutcomeUnknown] wrapping it. At most one probe per session per Idle.
+// The probe proves the server reachable on a new request, not the
+// attempt's own connection: a connection that dies while the route stays
+// up (a balancer that sends the probe to another backend) is not detected.
+// On stdio, a process that exits ends its attempts with EOF; a wedged one
+// is found by the probe.
+//
 // # Exactly-once tool calls
 //
 // Every tools/call to a server that advertises deduplication

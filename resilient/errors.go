@@ -24,3 +24,10 @@ var ErrCircuitOpen = errors.New("resilient: circuit breaker open")
 // the server's state first when it matters). A call that provably did not
 // run never matches it.
 var ErrOutcomeUnknown = errors.New("resilient: outcome unknown (the request was sent and its answer lost; it may have run), not replayed")
+
+// ErrRouteDead is matched by the error of an attempt that liveness cut:
+// it went silent for Options.Liveness.Idle and the probe of its session
+// got no answer (see [RouteDeadError]). A call returns it only wrapped:
+// with [ErrOutcomeUnknown] when the call may have run and cannot be
+// replayed, or as the last failure of [retry.ErrExhausted].
+var ErrRouteDead = errors.New("resilient: route dead")

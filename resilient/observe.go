@@ -58,6 +58,14 @@ type observer struct {
 	mu       sync.Mutex
 	inflight int
 	idle     chan struct{} // made by a waiter, closed when inflight drops to 0
+
+	// For liveness: lastRead is when any response of the transport (a
+	// POST's, or an event stream's) last carried a byte (unix
+	// nanoseconds): a server that answers anything on the session is
+	// alive, however long one call of it is silent. closeIdle closes the
+	// HTTP client's pooled connections.
+	lastRead  atomic.Int64
+	closeIdle func()
 }
 
 func newObserver() *observer { return &observer{} }
@@ -105,6 +113,9 @@ type probe struct {
 	refused      int           // POSTs answered with a status proving they did not run
 	status       int           // the last non-2xx status seen
 	retryAfter   time.Duration // from a 429 or 503
+	// lastRead is when a response body of the attempt last carried a
+	// byte (unix nanoseconds), for liveness.
+	lastRead atomic.Int64
 }
 
 // evidence returns what the transport saw of the attempt's requests. The
@@ -135,6 +146,13 @@ func (p *probe) retryAfterHint() time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.retryAfter
+}
+
+// sentNone reports whether no POST was sent under the probe's context.
+func (p *probe) sentNone() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.posts == 0
 }
 
 func (p *probe) sent() {
@@ -196,7 +214,11 @@ type observingRoundTripper struct {
 
 func (rt *observingRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method != http.MethodPost {
-		return rt.next.RoundTrip(req)
+		resp, err := rt.next.RoundTrip(req)
+		if err == nil && req.Method == http.MethodGet {
+			resp.Body = &streamBody{ReadCloser: resp.Body, obs: rt.obs}
+		}
+		return resp, err
 	}
 	p, _ := req.Context().Value(probeKey{}).(*probe)
 	if p != nil {
@@ -216,14 +238,39 @@ func (rt *observingRoundTripper) RoundTrip(req *http.Request) (*http.Response, e
 	}
 	// The request is in flight until its response (an SSE stream, maybe)
 	// has been read to the end or closed.
-	resp.Body = &endingBody{ReadCloser: resp.Body, obs: rt.obs}
+	resp.Body = &endingBody{ReadCloser: resp.Body, obs: rt.obs, p: p}
 	return resp, nil
+}
+
+// CloseIdleConnections closes the idle connections of the wrapped
+// transport, when it has any: http.Client.CloseIdleConnections reaches
+// them through it.
+func (rt *observingRoundTripper) CloseIdleConnections() {
+	if ci, ok := rt.next.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+// streamBody records when an event stream of the session (SSE's, or the
+// standalone stream of streamable HTTP) carries a byte.
+type streamBody struct {
+	io.ReadCloser
+	obs *observer
+}
+
+func (b *streamBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.obs.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 // endingBody ends its request's flight, once, at the end of its body.
 type endingBody struct {
 	io.ReadCloser
 	obs   *observer
+	p     *probe // the attempt's, if any: its bytes are signs of life
 	ended atomic.Bool
 }
 
@@ -235,6 +282,13 @@ func (b *endingBody) end() {
 
 func (b *endingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		now := time.Now().UnixNano()
+		b.obs.lastRead.Store(now)
+		if b.p != nil {
+			b.p.lastRead.Store(now)
+		}
+	}
 	if err != nil {
 		b.end()
 	}
@@ -258,5 +312,6 @@ func observedClient(hc *http.Client, obs *observer) *http.Client {
 		next = http.DefaultTransport
 	}
 	c.Transport = &observingRoundTripper{next: next, obs: obs}
+	obs.closeIdle = c.CloseIdleConnections
 	return &c
 }

@@ -63,6 +63,13 @@ type Options struct {
 	// failures that say "not yet". Default false.
 	ConnectOnce bool
 
+	// Liveness configures how an attempt on a dead route (a black-holed
+	// network, a half-open connection, a wedged server) is detected and
+	// cut, while an attempt on a live but slow server is never cut.
+	// The zero value means the defaults of [LivenessSettings]: probe after
+	// 5s of silence, 2s per probe.
+	Liveness LivenessSettings
+
 	// Hooks wrap each call and each attempt, for tracing and metrics.
 	// Default: none.
 	Hooks Hooks
@@ -138,6 +145,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("resilient: Options.Breaker.OpenTimeout is %v; want 0 (default %v) or more", o.Breaker.OpenTimeout, defaultOpenTimeout)
 	case o.Breaker.MaxOpenTimeout < 0:
 		return fmt.Errorf("resilient: Options.Breaker.MaxOpenTimeout is %v; want 0 (the default: OpenTimeout) or more", o.Breaker.MaxOpenTimeout)
+	case o.Liveness.validate() != nil:
+		return o.Liveness.validate()
 	case o.Budget.Tokens >= 0 && o.Budget.Ratio < 0:
 		return fmt.Errorf("resilient: Options.Budget.Ratio is %v; want 0 (default %v) or more", o.Budget.Ratio, engine.DefaultBudgetRatio)
 	}
