@@ -47,17 +47,19 @@ type EventOptions struct {
 //
 // A stream's events are a Redis list,
 //
-//	mcp:events:{session}:{stream}
+//	mcpkit:{s:<session>}:ev:<stream>
 //
 // with the number of events dropped from its head at
-// mcp:events-dropped:{session}:{stream}, and each session's streams in
-// the set mcp:events-streams:{session}. Every key expires [EventOptions.TTL]
-// after the last write to it; a stream keeps at most
-// [EventOptions.MaxEventsPerStream] events (the oldest go first), each as
-// large as the message it carries. SessionClosed (a client's DELETE through
-// replica.Handler) removes them all at once. Appends and replays are single
-// Lua scripts, atomic in Redis; as for [Store], use a single Redis or a
-// Sentinel-managed primary, not a cluster.
+// mcpkit:{s:<session>}:evdrop:<stream>, and each session's streams in the
+// set mcpkit:{s:<session>}:streams: the hash tag of the session's values
+// (see the package doc), so a session's events share its slot on a
+// cluster. Every key expires [EventOptions.TTL] after the last write to
+// it; a stream keeps at most [EventOptions.MaxEventsPerStream] events (the
+// oldest go first), each as large as the message it carries. SessionClosed
+// (a client's DELETE through replica.Handler) removes them all at once.
+// Appends and replays are single Lua scripts, atomic in Redis, that name
+// every key they touch; they work on a single Redis, under Sentinel and on
+// a cluster.
 //
 // An EventStore is safe for concurrent use by many goroutines and, through
 // Redis, by many processes. It does not own the client.
@@ -101,10 +103,6 @@ func NewEventStore(rdb redis.UniversalClient, opts *EventOptions) (*EventStore, 
 	}
 	return s, nil
 }
-
-func eventsKey(session, stream string) string  { return "mcp:events:" + session + ":" + stream }
-func droppedKey(session, stream string) string { return "mcp:events-dropped:" + session + ":" + stream }
-func streamsKey(session string) string         { return "mcp:events-streams:" + session }
 
 // checkIDs refuses IDs that could make one stream's keys another's.
 func checkIDs(session, stream string) error {
@@ -188,12 +186,24 @@ func (s *EventStore) After(ctx context.Context, session, stream string, index in
 }
 
 // SessionClosed implements mcp.EventStore: it removes every stream of
-// session. Closing an unknown session is not an error.
+// session. Closing an unknown session is not an error. It reads the list of
+// streams, then one script deletes them and drops them from the list (a
+// stream opened in between outlives the close until its TTL).
 func (s *EventStore) SessionClosed(ctx context.Context, session string) error {
 	if err := replica.ValidateSessionID(session); err != nil {
 		return fmt.Errorf("redisstore: event store: %w", err)
 	}
-	err := s.closed.Run(ctx, s.rdb, []string{streamsKey(session)}, "mcp:events:"+session+":", "mcp:events-dropped:"+session+":").Err()
+	streams, err := s.rdb.SMembers(ctx, streamsKey(session)).Result()
+	if err == nil && len(streams) > 0 {
+		keys := make([]string, 0, 1+2*len(streams))
+		keys = append(keys, streamsKey(session))
+		args := make([]any, 0, len(streams))
+		for _, st := range streams {
+			keys = append(keys, eventsKey(session, st), droppedKey(session, st))
+			args = append(args, st)
+		}
+		err = s.closed.Run(ctx, s.rdb, keys, args...).Err()
+	}
 	if err != nil {
 		return fmt.Errorf("redisstore: closing the streams of session %s: %w", session, err)
 	}
@@ -238,13 +248,13 @@ table.insert(out, 1, 1)
 return out
 `
 
-// closeSessionSrc deletes every stream of a session.
-// KEYS: streams set. ARGV: events key prefix, dropped key prefix.
+// closeSessionSrc deletes the given streams of a session.
+// KEYS: streams set, then the events list and dropped counter of each
+// stream. ARGV: the stream IDs, in KEYS order.
 const closeSessionSrc = `
-local streams = redis.call('SMEMBERS', KEYS[1])
-for _, s in ipairs(streams) do
-  redis.call('DEL', ARGV[1] .. s, ARGV[2] .. s)
+for i = 2, #KEYS do
+  redis.call('DEL', KEYS[i])
 end
-redis.call('DEL', KEYS[1])
-return #streams
+redis.call('SREM', KEYS[1], unpack(ARGV))
+return #ARGV
 `
