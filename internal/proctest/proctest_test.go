@@ -142,7 +142,7 @@ func TestRedisCluster(t *testing.T) {
 	if err != nil || len(primaries) != 3 {
 		t.Fatalf("Primaries = %q, %v; want 3", primaries, err)
 	}
-	promoted, took, err := c.KillPrimary(primaries[0])
+	promoted, took, err := c.KillPrimary(primaries[0], nil)
 	if err != nil {
 		t.Fatalf("KillPrimary(%s): %v", primaries[0], err)
 	}
@@ -162,7 +162,7 @@ func TestRedisSentinel(t *testing.T) {
 	if err != nil || old != s.Servers[0].Addr {
 		t.Fatalf("Primary = %q, %v; want %s", old, err, s.Servers[0].Addr)
 	}
-	now, took, err := s.KillPrimary()
+	now, took, err := s.KillPrimary(nil)
 	if err != nil || now != s.Servers[1].Addr {
 		t.Fatalf("KillPrimary = %q, %v; want the replica %s promoted", now, err, s.Servers[1].Addr)
 	}

@@ -204,11 +204,37 @@ func (c *RedisCluster) dead(n *Redis) bool {
 	}
 }
 
-// KillPrimary kills the primary at addr with SIGKILL and waits until its
-// replica has been promoted and every live node reports cluster_state:ok
-// (bounded: 30s). It returns the new primary's address and how long the
-// promotion took from the kill.
-func (c *RedisCluster) KillPrimary(addr string) (string, time.Duration, error) {
+// ReplicasOf returns the replicas of the primary at addr.
+func (c *RedisCluster) ReplicasOf(ctx context.Context, addr string) ([]*Redis, error) {
+	nodes, err := c.Topology(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	var id string
+	for _, x := range nodes {
+		if x.Addr == addr && x.Primary {
+			id = x.ID
+		}
+	}
+	var out []*Redis
+	for _, x := range nodes {
+		if id != "" && x.Of == id {
+			if r := c.Node(x.Addr); r != nil {
+				out = append(out, r)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s is not a primary with a replica", addr)
+	}
+	return out, nil
+}
+
+// KillPrimary kills the primary at addr with SIGKILL, calls afterKill (if
+// not nil), and waits until its replica has been promoted and every live
+// node reports cluster_state:ok (bounded: 30s). It returns the new
+// primary's address and how long the promotion took from the kill.
+func (c *RedisCluster) KillPrimary(addr string, afterKill func()) (string, time.Duration, error) {
 	n := c.Node(addr)
 	if n == nil {
 		return "", 0, fmt.Errorf("no cluster node at %s", addr)
@@ -237,6 +263,9 @@ func (c *RedisCluster) KillPrimary(addr string) (string, time.Duration, error) {
 	start := time.Now()
 	if err := n.Kill(); err != nil {
 		return "", 0, err
+	}
+	if afterKill != nil {
+		afterKill()
 	}
 	var promoted string
 	err = c.waitHealthy(ctx, func(nodes []ClusterNode) error {

@@ -123,11 +123,11 @@ func (s *RedisSentinel) Server(addr string) *Redis {
 	return nil
 }
 
-// KillPrimary kills the current primary with SIGKILL and waits until the
-// sentinels have promoted the replica and it answers as a primary
-// (bounded: 30s). It returns the new primary's address and how long the
-// failover took from the kill.
-func (s *RedisSentinel) KillPrimary() (string, time.Duration, error) {
+// KillPrimary kills the current primary with SIGKILL, calls afterKill (if
+// not nil), and waits until the sentinels have promoted the replica and it
+// answers as a primary (bounded: 30s). It returns the new primary's address
+// and how long the failover took from the kill.
+func (s *RedisSentinel) KillPrimary(afterKill func()) (string, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), clusterReadyTimeout)
 	defer cancel()
 	old, err := s.Primary(ctx)
@@ -141,6 +141,9 @@ func (s *RedisSentinel) KillPrimary() (string, time.Duration, error) {
 	start := time.Now()
 	if err := r.Kill(); err != nil {
 		return "", 0, err
+	}
+	if afterKill != nil {
+		afterKill()
 	}
 	for {
 		now, err := s.Primary(ctx)

@@ -65,6 +65,7 @@ type EventOptions struct {
 // Redis, by many processes. It does not own the client.
 type EventStore struct {
 	rdb       redis.UniversalClient
+	cluster   *redis.ClusterClient // rdb, when it is a cluster client
 	ttl       time.Duration
 	maxEvents int
 	append    *redis.Script
@@ -95,6 +96,7 @@ func NewEventStore(rdb redis.UniversalClient, opts *EventOptions) (*EventStore, 
 		after:     redis.NewScript(afterEventSrc),
 		closed:    redis.NewScript(closeSessionSrc),
 	}
+	s.cluster, _ = rdb.(*redis.ClusterClient)
 	if s.ttl <= 0 {
 		s.ttl = replica.DefaultTTL
 	}
@@ -125,6 +127,7 @@ func (s *EventStore) Open(ctx context.Context, session, stream string) error {
 	pipe.SAdd(ctx, streamsKey(session), stream)
 	pipe.PExpire(ctx, streamsKey(session), s.ttl)
 	if _, err := pipe.Exec(ctx); err != nil {
+		reloadOnFailure(s.cluster, err)
 		return fmt.Errorf("redisstore: opening stream %q of session %s: %w", stream, session, err)
 	}
 	return nil
@@ -139,6 +142,7 @@ func (s *EventStore) Append(ctx context.Context, session, stream string, data []
 	keys := []string{eventsKey(session, stream), droppedKey(session, stream), streamsKey(session)}
 	err := s.append.Run(ctx, s.rdb, keys, data, s.ttl.Milliseconds(), s.maxEvents, stream).Err()
 	if err != nil {
+		reloadOnFailure(s.cluster, err)
 		return fmt.Errorf("redisstore: appending to stream %q of session %s: %w", stream, session, err)
 	}
 	return nil
@@ -157,6 +161,7 @@ func (s *EventStore) After(ctx context.Context, session, stream string, index in
 		keys := []string{eventsKey(session, stream), droppedKey(session, stream), streamsKey(session)}
 		res, err := s.after.Run(ctx, s.rdb, keys, index, stream).Slice()
 		if err != nil {
+			reloadOnFailure(s.cluster, err)
 			yield(nil, fmt.Errorf("redisstore: reading stream %q of session %s after %d: %w", stream, session, index, err))
 			return
 		}
@@ -205,6 +210,7 @@ func (s *EventStore) SessionClosed(ctx context.Context, session string) error {
 		err = s.closed.Run(ctx, s.rdb, keys, args...).Err()
 	}
 	if err != nil {
+		reloadOnFailure(s.cluster, err)
 		return fmt.Errorf("redisstore: closing the streams of session %s: %w", session, err)
 	}
 	return nil

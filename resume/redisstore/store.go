@@ -83,6 +83,7 @@ type Store struct {
 	acks        int
 	ackTimeout  time.Duration
 	scripts     scripts
+	cluster     *redis.ClusterClient // rdb, when it is a cluster client
 
 	// betweenCopySteps, when set (by tests), runs after Copy's read and
 	// before its write; an error from it ends Copy there, as a crash would.
@@ -106,7 +107,7 @@ func New(rdb redis.UniversalClient, opts *Options) (*Store, error) {
 	if opts != nil {
 		o = *opts
 	}
-	_, cluster := rdb.(*redis.ClusterClient)
+	clusterClient, cluster := rdb.(*redis.ClusterClient)
 	switch {
 	case o.MaxUpdateAttempts < 0:
 		return nil, fmt.Errorf("redisstore: New: Options.MaxUpdateAttempts is %d; want 0 (default %d) or more", o.MaxUpdateAttempts, DefaultMaxUpdateAttempts)
@@ -129,7 +130,7 @@ func New(rdb redis.UniversalClient, opts *Options) (*Store, error) {
 	s := &Store{
 		rdb: rdb, layout: o.Layout, ttl: o.DefaultTTL, maxAttempts: o.MaxUpdateAttempts,
 		scan: o.ScanUnindexed, acks: o.ReplicaAcks, ackTimeout: o.ReplicaAckTimeout,
-		scripts: newScripts(),
+		scripts: newScripts(), cluster: clusterClient,
 	}
 	if s.ttl <= 0 {
 		s.ttl = replica.DefaultTTL
@@ -378,6 +379,7 @@ func (s *Store) Copy(ctx context.Context, from, to string, ttl time.Duration) (i
 	}
 	n, err := s.copy(ctx, from, to, ttl)
 	if err != nil {
+		reloadOnFailure(s.cluster, err)
 		return 0, fmt.Errorf("redisstore: Copy from session %s to session %s: %w", from, to, err)
 	}
 	return n, nil
@@ -486,8 +488,13 @@ func (s *Store) check(ctx context.Context, op, session string) error {
 	return nil
 }
 
-// fail wraps a Redis failure with the operation and what it was about.
+// fail wraps a Redis failure with the operation and what it was about. On
+// a cluster client it also asks for a fresh slot map: go-redis reloads it
+// on MOVED answers but not when a dead primary refuses connections, and
+// otherwise keeps sending that primary's slots to it until its periodic
+// reload (ClusterOptions.ClusterStateReloadInterval, 60s by default).
 func (s *Store) fail(op, session, key string, err error) error {
+	reloadOnFailure(s.cluster, err)
 	if key == "" {
 		return fmt.Errorf("redisstore: %s of session %s: %w", op, session, err)
 	}
@@ -501,4 +508,15 @@ func (s *Store) ttlMillis(ttl time.Duration) int64 {
 		ttl = s.ttl
 	}
 	return max(ttl.Milliseconds(), 1)
+}
+
+// reloadOnFailure asks a cluster client (if c is one) to reload its slot
+// map after err, unless err is one that no topology change explains. The
+// reload runs in the background and go-redis rate-limits it.
+func reloadOnFailure(c *redis.ClusterClient, err error) {
+	if c == nil || err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, ErrContention) || errors.Is(err, ErrNotReplicated) {
+		return
+	}
+	c.ReloadState(context.Background())
 }
