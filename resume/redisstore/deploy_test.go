@@ -233,7 +233,7 @@ func contents(t *testing.T, s *redisstore.Store, session string) map[string]stri
 
 // failover is one deployment's primary, as seen by testFailover.
 type failover struct {
-	primary string         // its address
+	primary string          // its address
 	replica *proctest.Redis // the replica that will be promoted
 	// kill kills the primary, calls afterKill, and waits for the promotion.
 	kill func(afterKill func()) (string, time.Duration, error)
