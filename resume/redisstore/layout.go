@@ -1,6 +1,10 @@
 package redisstore
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/mcpkit/resilience/resume/replica"
+)
 
 // Layout chooses the Redis key names of a [Store]: [LayoutCluster] (the
 // default) or [LayoutPython]. Every key name of the package is built by the
@@ -76,8 +80,23 @@ func IndexKey(session string) string { return LayoutCluster.IndexKey(session) }
 // sessionTag is the start of every cluster-layout key of session. Session
 // IDs pass [replica.ValidateSessionID], so they hold no brace and the tag
 // is exactly the ID: a key name after it cannot move the key to another
-// slot, because Redis hashes only the first {...}.
-func sessionTag(session string) string { return "mcpkit:{s:" + session + "}" }
+// slot, because Redis hashes only the first {...}. The server half keeps
+// an adopted session's record in a store session of its own; its keys get
+// the tag of the session they belong to ([replica.HomeSession]) followed
+// by their own name, so that a session's values, index, record and events
+// share a slot:
+//
+//	mcpkit:{s:<id>}:mcpkit-session-<id>:v:<key>
+//
+// No key of a session's own starts that way: its tag is followed by v:,
+// index, streams, ev: or evdrop:.
+func sessionTag(session string) string {
+	home := replica.HomeSession(session)
+	if home == session {
+		return "mcpkit:{s:" + session + "}"
+	}
+	return "mcpkit:{s:" + home + "}:" + session
+}
 
 // The event store's keys, in the session's slot (see [EventStore]).
 func eventsKey(session, stream string) string  { return sessionTag(session) + ":ev:" + stream }

@@ -122,6 +122,18 @@ func TestLayout(t *testing.T) {
 	if ttl := rdb.PTTL(ctx, index).Val(); ttl <= 29*time.Minute {
 		t.Errorf("PTTL of the index = %v, want about 30m", ttl)
 	}
+	// The record that replica.Handler keeps of an adopted session, in a
+	// store session of its own, lives in the session's slot, apart from
+	// its values.
+	if err := s.Set(ctx, "mcpkit-session-S1", "mcpkit.session", []byte("rec"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := redisstore.Key("mcpkit-session-S1", "mcpkit.session"); got != "mcpkit:{s:S1}:mcpkit-session-S1:v:mcpkit.session" {
+		t.Errorf("Key of the record = %q", got)
+	}
+	if keys, err := s.Keys(ctx, "S1"); err != nil || slices.Contains(keys, "mcpkit.session") {
+		t.Errorf("Keys(S1) = %q, %v; want the session's own keys only", keys, err)
+	}
 	// Every key of the session is in one slot.
 	for _, k := range rdb.Keys(ctx, "*").Val() {
 		if slot, want := keySlot(t, rdb, k), keySlot(t, rdb, index); slot != want {
