@@ -27,6 +27,20 @@
 //	mcpkit:{s:<session>}:ev:<stream>          list of a stream's events
 //	mcpkit:{s:<session>}:evdrop:<stream>      count of events dropped from its head
 //
+// The server half's own records are values too: a session's owner and
+// lineage are its keys mcpkit.owner and mcpkit.lineage; an adopted
+// session's record (replica.Handler) is kept in a store session of its
+// own, placed in the session's slot by [replica.HomeSession]:
+//
+//	mcpkit:{s:<session>}:mcpkit-session-<session>:v:mcpkit.session
+//	mcpkit:{s:<session>}:mcpkit-session-<session>:index
+//
+// and a Dedup scope's records (one per idempotency key) in a store session
+// named after the scope's hash, so each scope has a slot of its own:
+//
+//	mcpkit:{s:mcpkit-dedup-<hash>}:v:idem:<key>
+//	mcpkit:{s:mcpkit-dedup-<hash>}:index
+//
 // [LayoutPython] ([Options.Layout]) is the layout of the reference Python
 // deployment, mcp:session:<session>:<key> with the index at
 // mcp:session-index:<session>, so that Go and Python servers can share one
