@@ -69,7 +69,7 @@ type deployment struct {
 type cluster struct {
 	t        *testing.T
 	dep      deployment
-	bin      string // the built haserver
+	bin      string                 // the built haserver
 	redis    *proctest.Redis        // one Redis, unless dep.redisCluster
 	rcluster *proctest.RedisCluster // with dep.redisCluster
 	rdb      redis.UniversalClient  // a direct view of Redis, for checks
