@@ -19,7 +19,7 @@ import (
 //
 // Tool handlers must not write this key: it starts with [ReservedPrefix],
 // which [Values] refuses with [ErrReservedKey]. It is stored like any other
-// key (in the Redis layout, mcp:session:{id}:mcpkit.owner), so a server that
+// key (in the default Redis layout, mcpkit:{s:<id>}:v:mcpkit.owner), so a server that
 // shares the store and knows nothing of owners copies it along.
 const OwnerKey = ReservedPrefix + "owner"
 
