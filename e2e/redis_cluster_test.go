@@ -80,8 +80,7 @@ func runClusterChaos(t *testing.T, c *cluster, acks bool) {
 		case <-time.After(clusterPrimaryKillAt):
 		}
 		t.Logf("KILLING Redis primary %s (holds session %s) with SIGKILL", primaryAddr, session)
-		killedAt.Store(time.Now().UnixNano())
-		promoted, took, err := c.rcluster.KillPrimary(primaryAddr, nil)
+		promoted, took, err := c.rcluster.KillPrimary(primaryAddr, func() { killedAt.Store(time.Now().UnixNano()) })
 		if err == nil {
 			t.Logf("Redis replica %s promoted %v after the kill", promoted, took.Round(time.Millisecond))
 		}
@@ -103,7 +102,9 @@ func runClusterChaos(t *testing.T, c *cluster, acks bool) {
 		switch {
 		case err == nil:
 			acked++
-			if k := killedAt.Load(); k != 0 && recovery == 0 {
+			// Recovery: from the kill to the end of the first call that
+			// started after it and was acknowledged.
+			if k := killedAt.Load(); k != 0 && recovery == 0 && start.UnixNano() > k {
 				recovery = time.Since(time.Unix(0, k))
 			}
 		case errors.Is(err, resilient.ErrOutcomeUnknown),

@@ -111,7 +111,10 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 func newRedis(cfg config) (redis.UniversalClient, string, error) {
 	switch {
 	case len(cfg.redisCluster) > 0:
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.redisCluster}),
+		// One dial per attempt: a dead primary refuses at once, and
+		// go-redis's retries of the dial only delay the failure that
+		// makes the store reload the slot map and find the promoted one.
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.redisCluster, DialerRetries: 1}),
 			"cluster " + strings.Join(cfg.redisCluster, ","), nil
 	case cfg.sentinelMaster != "":
 		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: cfg.sentinelMaster, SentinelAddrs: cfg.sentinelAddrs}),

@@ -127,18 +127,63 @@ func TestCluster(t *testing.T) {
 			}
 		}
 	})
+	t.Run("WaitsOutFailover", func(t *testing.T) {
+		// A Set and a Get sent just after a primary's death wait for its
+		// replica's promotion instead of failing.
+		ctx := t.Context()
+		primaries, err := c.Primaries(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := primaries[1]
+		id := ""
+		for i := 0; id == "" && i < 1000; i++ {
+			n, err := rdb.MasterForKey(ctx, redisstore.Key(fmt.Sprint("W", i), "k"))
+			if err == nil && n.Options().Addr == target {
+				id = fmt.Sprint("W", i)
+			}
+		}
+		s := newStore(t, rdb, &redisstore.Options{FailoverWait: 15 * time.Second})
+		if err := s.Set(ctx, id, "before", []byte("1"), 0); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		var sent time.Time
+		_, took, err := c.KillPrimary(target, func() {
+			sent = time.Now()
+			go func() {
+				err := s.Set(ctx, id, "k", []byte("v"), 0)
+				if err == nil {
+					_, _, err = s.Get(ctx, id, "before")
+				}
+				done <- err
+			}()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("Set and Get sent at the primary's death: %v", err)
+		}
+		t.Logf("Set and Get sent at the primary's death succeeded after %v (promotion took %v)", time.Since(sent).Round(time.Millisecond), took.Round(time.Millisecond))
+	})
 	t.Run("Failover", func(t *testing.T) {
 		primaries, err := c.Primaries(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		replicas, err := c.ReplicasOf(t.Context(), primaries[0])
-		if err != nil {
-			t.Fatal(err)
+		// A primary that still has a replica (a promoted one has none).
+		for _, p := range primaries {
+			replicas, err := c.ReplicasOf(t.Context(), p)
+			if err != nil {
+				continue
+			}
+			testFailover(t, rdb, failover{p, replicas[0], func(after func()) (string, time.Duration, error) {
+				return c.KillPrimary(p, after)
+			}})
+			return
 		}
-		testFailover(t, rdb, failover{primaries[0], replicas[0], func(after func()) (string, time.Duration, error) {
-			return c.KillPrimary(primaries[0], after)
-		}})
+		t.Fatalf("no primary with a replica among %q", primaries)
 	})
 }
 

@@ -35,6 +35,12 @@ type EventOptions struct {
 	// one POST's response (its progress notifications, server-to-client
 	// requests and its result) or the standalone GET stream.
 	MaxEventsPerStream int
+
+	// FailoverWait is [Options.FailoverWait] for the event store: on a
+	// cluster client, how long an operation keeps trying while it fails
+	// without having reached a server. Zero means [DefaultFailoverWait]
+	// (5s); negative never waits.
+	FailoverWait time.Duration
 }
 
 // EventStore is an mcp.EventStore in Redis, shared by every replica of a
@@ -66,6 +72,7 @@ type EventOptions struct {
 type EventStore struct {
 	rdb       redis.UniversalClient
 	cluster   *redis.ClusterClient // rdb, when it is a cluster client
+	wait      time.Duration        // FailoverWait
 	ttl       time.Duration
 	maxEvents int
 	append    *redis.Script
@@ -97,6 +104,12 @@ func NewEventStore(rdb redis.UniversalClient, opts *EventOptions) (*EventStore, 
 		closed:    redis.NewScript(closeSessionSrc),
 	}
 	s.cluster, _ = rdb.(*redis.ClusterClient)
+	switch {
+	case o.FailoverWait == 0:
+		s.wait = DefaultFailoverWait
+	case o.FailoverWait > 0:
+		s.wait = o.FailoverWait
+	}
 	if s.ttl <= 0 {
 		s.ttl = replica.DefaultTTL
 	}
@@ -123,10 +136,14 @@ func (s *EventStore) Open(ctx context.Context, session, stream string) error {
 	if err := checkIDs(session, stream); err != nil {
 		return err
 	}
-	pipe := s.rdb.TxPipeline()
-	pipe.SAdd(ctx, streamsKey(session), stream)
-	pipe.PExpire(ctx, streamsKey(session), s.ttl)
-	if _, err := pipe.Exec(ctx); err != nil {
+	err := rideOut(ctx, s.cluster, s.wait, func() error {
+		pipe := s.rdb.TxPipeline()
+		pipe.SAdd(ctx, streamsKey(session), stream)
+		pipe.PExpire(ctx, streamsKey(session), s.ttl)
+		_, err := pipe.Exec(ctx)
+		return err
+	})
+	if err != nil {
 		reloadOnFailure(s.cluster, err)
 		return fmt.Errorf("redisstore: opening stream %q of session %s: %w", stream, session, err)
 	}
@@ -140,7 +157,9 @@ func (s *EventStore) Append(ctx context.Context, session, stream string, data []
 		return err
 	}
 	keys := []string{eventsKey(session, stream), droppedKey(session, stream), streamsKey(session)}
-	err := s.append.Run(ctx, s.rdb, keys, data, s.ttl.Milliseconds(), s.maxEvents, stream).Err()
+	err := rideOut(ctx, s.cluster, s.wait, func() error {
+		return s.append.Run(ctx, s.rdb, keys, data, s.ttl.Milliseconds(), s.maxEvents, stream).Err()
+	})
 	if err != nil {
 		reloadOnFailure(s.cluster, err)
 		return fmt.Errorf("redisstore: appending to stream %q of session %s: %w", stream, session, err)
@@ -159,7 +178,11 @@ func (s *EventStore) After(ctx context.Context, session, stream string, index in
 			return
 		}
 		keys := []string{eventsKey(session, stream), droppedKey(session, stream), streamsKey(session)}
-		res, err := s.after.Run(ctx, s.rdb, keys, index, stream).Slice()
+		var res []any
+		err := rideOut(ctx, s.cluster, s.wait, func() (err error) {
+			res, err = s.after.Run(ctx, s.rdb, keys, index, stream).Slice()
+			return err
+		})
 		if err != nil {
 			reloadOnFailure(s.cluster, err)
 			yield(nil, fmt.Errorf("redisstore: reading stream %q of session %s after %d: %w", stream, session, index, err))
@@ -198,7 +221,11 @@ func (s *EventStore) SessionClosed(ctx context.Context, session string) error {
 	if err := replica.ValidateSessionID(session); err != nil {
 		return fmt.Errorf("redisstore: event store: %w", err)
 	}
-	streams, err := s.rdb.SMembers(ctx, streamsKey(session)).Result()
+	var streams []string
+	err := rideOut(ctx, s.cluster, s.wait, func() (err error) {
+		streams, err = s.rdb.SMembers(ctx, streamsKey(session)).Result()
+		return err
+	})
 	if err == nil && len(streams) > 0 {
 		keys := make([]string, 0, 1+2*len(streams))
 		keys = append(keys, streamsKey(session))
@@ -207,7 +234,7 @@ func (s *EventStore) SessionClosed(ctx context.Context, session string) error {
 			keys = append(keys, eventsKey(session, st), droppedKey(session, st))
 			args = append(args, st)
 		}
-		err = s.closed.Run(ctx, s.rdb, keys, args...).Err()
+		err = rideOut(ctx, s.cluster, s.wait, func() error { return s.closed.Run(ctx, s.rdb, keys, args...).Err() })
 	}
 	if err != nil {
 		reloadOnFailure(s.cluster, err)

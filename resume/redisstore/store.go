@@ -67,6 +67,14 @@ type Options struct {
 	// means [DefaultReplicaAckTimeout] (500ms); it must stay below the
 	// client's read timeout.
 	ReplicaAckTimeout time.Duration
+
+	// FailoverWait bounds how long an operation on a cluster client keeps
+	// trying, reloading the slot map, while it fails without having reached
+	// a server (the primary of its slot is dead and its replica not yet
+	// promoted). Commands that may have reached a server are never sent
+	// again. Zero means [DefaultFailoverWait] (5s); negative never waits.
+	// Other clients do not wait.
+	FailoverWait time.Duration
 }
 
 // Store is a [replica.Store] in Redis. Create one with [New].
@@ -84,6 +92,7 @@ type Store struct {
 	ackTimeout  time.Duration
 	scripts     scripts
 	cluster     *redis.ClusterClient // rdb, when it is a cluster client
+	wait        time.Duration        // FailoverWait
 
 	// betweenCopySteps, when set (by tests), runs after Copy's read and
 	// before its write; an error from it ends Copy there, as a crash would.
@@ -141,6 +150,12 @@ func New(rdb redis.UniversalClient, opts *Options) (*Store, error) {
 	if s.ackTimeout <= 0 {
 		s.ackTimeout = DefaultReplicaAckTimeout
 	}
+	switch {
+	case o.FailoverWait == 0:
+		s.wait = DefaultFailoverWait
+	case o.FailoverWait > 0:
+		s.wait = o.FailoverWait
+	}
 	return s, nil
 }
 
@@ -159,7 +174,11 @@ func (s *Store) Get(ctx context.Context, session, key string) ([]byte, bool, err
 	if err := s.check(ctx, "Get", session); err != nil {
 		return nil, false, err
 	}
-	v, err := s.rdb.Get(ctx, s.layout.Key(session, key)).Bytes()
+	var v []byte
+	err := s.ride(ctx, func() (err error) {
+		v, err = s.rdb.Get(ctx, s.layout.Key(session, key)).Bytes()
+		return err
+	})
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, false, nil
@@ -203,14 +222,21 @@ func (s *Store) put(ctx context.Context, c redis.Scripter, session, key string, 
 // redirections); the key is watched but no transaction is ever executed.
 func (s *Store) write(ctx context.Context, key string, do func(c redis.Scripter) error) error {
 	if s.acks == 0 {
-		return do(s.rdb)
+		return s.ride(ctx, func() error { return do(s.rdb) })
 	}
-	return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		if err := do(tx); err != nil {
-			return err
-		}
-		return s.waitReplicas(ctx, tx)
-	}, key)
+	return s.ride(ctx, func() error {
+		return s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			if err := do(tx); err != nil {
+				return err
+			}
+			return s.waitReplicas(ctx, tx)
+		}, key)
+	})
+}
+
+// ride is [rideOut] with the store's client and FailoverWait.
+func (s *Store) ride(ctx context.Context, op func() error) error {
+	return rideOut(ctx, s.cluster, s.wait, op)
 }
 
 // waitReplicas sends WAIT on tx's connection and reports a shortfall.
@@ -265,7 +291,14 @@ func (s *Store) Update(ctx context.Context, session, key string, ttl time.Durati
 	}
 	for attempt := 1; ; attempt++ {
 		fnErr = nil
-		err := s.rdb.Watch(ctx, txn, dataKey)
+		err := s.ride(ctx, func() error {
+			err := s.rdb.Watch(ctx, txn, dataKey)
+			if fnErr != nil {
+				// fn's own error, whatever it says, is never tried again.
+				return errFnFailed
+			}
+			return err
+		})
 		switch {
 		case err == nil:
 			return append([]byte(nil), written...), nil
@@ -290,6 +323,9 @@ func (s *Store) Update(ctx context.Context, session, key string, ttl time.Durati
 		}
 	}
 }
+
+// errFnFailed stands for an Update's fn error inside ride.
+var errFnFailed = errors.New("redisstore: Update's function failed")
 
 // Delete implements [replica.Store]: one script removes the value and its
 // index entry. Errors are those of [Store.Set].
@@ -329,7 +365,11 @@ func (s *Store) Keys(ctx context.Context, session string) ([]string, error) {
 		keys = append(keys, s.layout.Key(session, n))
 		args = append(args, n)
 	}
-	live, err := s.scripts.keys.Run(ctx, s.rdb, keys, args...).StringSlice()
+	var live []string
+	err = s.ride(ctx, func() (err error) {
+		live, err = s.scripts.keys.Run(ctx, s.rdb, keys, args...).StringSlice()
+		return err
+	})
 	if err != nil {
 		return nil, s.fail("Keys", session, "", err)
 	}
@@ -339,7 +379,11 @@ func (s *Store) Keys(ctx context.Context, session string) ([]string, error) {
 // names returns the members of session's index and, with ScanUnindexed,
 // the names SCAN finds, each once.
 func (s *Store) names(ctx context.Context, session string) ([]string, error) {
-	names, err := s.rdb.SMembers(ctx, s.layout.IndexKey(session)).Result()
+	var names []string
+	err := s.ride(ctx, func() (err error) {
+		names, err = s.rdb.SMembers(ctx, s.layout.IndexKey(session)).Result()
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +439,11 @@ func (s *Store) copy(ctx context.Context, from, to string, ttl time.Duration) (i
 	for i, n := range names {
 		src[i] = s.layout.Key(from, n)
 	}
-	dumps, err := s.scripts.dump.Run(ctx, s.rdb, src).Slice()
+	var dumps []any
+	err = s.ride(ctx, func() (err error) {
+		dumps, err = s.scripts.dump.Run(ctx, s.rdb, src).Slice()
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
