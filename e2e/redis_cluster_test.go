@@ -34,7 +34,8 @@ const (
 // a counter while haserver replicas are SIGKILLed and restarted every
 // 2.5-3.5s (nginx skips a replica for 5s after a refused connection, so
 // faster kills leave it none to send to), and once the Redis primary holding the session's slot is
-// SIGKILLed; its replica takes over (cluster-node-timeout 1s). Run with
+// SIGKILLed; its replica takes over (cluster-node-timeout 1s), and the dead
+// node is started again and rejoins as its replica. Run with
 // replica-acknowledged writes (haserver -replica-acks 1) and without.
 //
 // An increment is acknowledged when the client got its result. The
@@ -81,8 +82,17 @@ func runClusterChaos(t *testing.T, c *cluster, acks bool) {
 		}
 		t.Logf("KILLING Redis primary %s (holds session %s) with SIGKILL", primaryAddr, session)
 		promoted, took, err := c.rcluster.KillPrimary(primaryAddr, func() { killedAt.Store(time.Now().UnixNano()) })
+		if err != nil {
+			chaosDone <- err
+			return
+		}
+		t.Logf("Redis replica %s promoted %v after the kill", promoted, took.Round(time.Millisecond))
+		// As an orchestrator would: the dead node comes back, and rejoins
+		// as the replica of the promoted one (until then, with replica
+		// acks, that primary refuses every write as not replicated).
+		err = c.rcluster.Restart(primaryAddr)
 		if err == nil {
-			t.Logf("Redis replica %s promoted %v after the kill", promoted, took.Round(time.Millisecond))
+			t.Logf("Redis node %s restarted; a replica of %s again %v after the kill", primaryAddr, promoted, time.Since(time.Unix(0, killedAt.Load())).Round(time.Millisecond))
 		}
 		chaosDone <- err
 	}()

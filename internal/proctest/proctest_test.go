@@ -151,6 +151,12 @@ func TestRedisCluster(t *testing.T) {
 	if err != nil || len(after) != 3 || slices.Contains(after, primaries[0]) || !slices.Contains(after, promoted) {
 		t.Errorf("Primaries after the kill = %q, %v; want 3, with %s and without %s", after, err, promoted, primaries[0])
 	}
+	if err := c.Restart(primaries[0]); err != nil {
+		t.Fatalf("Restart(%s): %v", primaries[0], err)
+	}
+	if replicas, err := c.ReplicasOf(ctx, promoted); err != nil || len(replicas) != 1 || replicas[0].Addr != primaries[0] {
+		t.Errorf("replicas of %s after the restart = %v, %v; want %s", promoted, replicas, err, primaries[0])
+	}
 }
 
 func TestRedisSentinel(t *testing.T) {

@@ -338,3 +338,28 @@ func (c *RedisCluster) healthy(ctx context.Context, check func([]ClusterNode) er
 	}
 	return nil
 }
+
+// Restart starts the dead node at addr again on its port and directory, so
+// that it rejoins the cluster (as a replica of the node promoted in its
+// place, having kept its nodes.conf; it has no data of its own and syncs
+// from its primary), and waits until the cluster is healthy again with
+// every replica in sync (bounded: 30s).
+func (c *RedisCluster) Restart(addr string) error {
+	n := c.Node(addr)
+	if n == nil {
+		return fmt.Errorf("no cluster node at %s", addr)
+	}
+	if err := n.Restart(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterReadyTimeout)
+	defer cancel()
+	return c.waitHealthy(ctx, func(nodes []ClusterNode) error {
+		for _, x := range nodes {
+			if x.Addr == addr && (x.Failed || x.Primary) {
+				return fmt.Errorf("%s has not rejoined as a replica yet", addr)
+			}
+		}
+		return nil
+	})
+}
