@@ -117,5 +117,21 @@
 // restarted without persistence before its promotion; and, under Sentinel,
 // a primary cut off from the sentinels that keeps accepting writes until
 // min-replicas-to-write stops it. Writes of the [EventStore] are not
-// waited for: a lost event costs a replay, never a double execution.
+// waited for: a lost event costs a replay, never a double execution. A
+// primary with fewer live replicas than ReplicaAcks (after a failover in a
+// cluster of one replica per primary, until the dead node rejoins) refuses
+// every write as not replicated.
+//
+// # Waiting out a failover
+//
+// On a cluster client, an operation that fails without having reached a
+// server (a refused connection: the primary of its slot is dead, or the
+// client's slot map is stale) is tried again, after asking go-redis to
+// reload the slot map, for up to [Options.FailoverWait] (and
+// [EventOptions.FailoverWait]; 5s by default), so that a request waits for
+// a replica's promotion instead of failing. A command that may have
+// reached a server (a connection lost mid-reply) is never sent again: its
+// error is returned. After any failed command the store also asks for a
+// reload, since go-redis otherwise reloads only every minute or on a MOVED
+// answer.
 package redisstore
