@@ -174,7 +174,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if sentinel != "" {
 		master, addrs, ok := strings.Cut(sentinel, "@")
 		if !ok || master == "" {
-			return config{}, fmt.Errorf("-redis-sentinel %q: want master@host:port,host:port...", sentinel)
+			return config{}, fmt.Errorf("-redis-sentinel %q: want master@host:port[,host:port]", sentinel)
 		}
 		c.sentinelMaster = master
 		if c.sentinelAddrs, err = addrList(addrs); err != nil {
