@@ -201,21 +201,31 @@ func TestSentinel(t *testing.T) {
 	})
 }
 
-// testReplicaShortfall asks for more replicas than there are: the write
-// is applied on the primary and reported as not replicated.
+// testReplicaShortfall asks for more replicas than there are: the primary
+// refuses each write before writing anything.
 func testReplicaShortfall(t *testing.T, rdb redis.UniversalClient) {
 	ctx := t.Context()
 	s := newStore(t, rdb, &redisstore.Options{ReplicaAcks: 2, ReplicaAckTimeout: 50 * time.Millisecond})
 	err := s.Set(ctx, "SHORT", "k", []byte("v"), 0)
-	if !errors.Is(err, redisstore.ErrNotReplicated) || !strings.Contains(err.Error(), "1 of 2 replicas") {
-		t.Errorf("Set waiting for 2 replicas of 1 = %v, want an error matching ErrNotReplicated saying 1 of 2", err)
+	if !errors.Is(err, redisstore.ErrNoReplicas) || !strings.Contains(err.Error(), "1 of 2 replicas connected") {
+		t.Errorf("Set needing 2 replicas of 1 = %v, want an error matching ErrNoReplicas saying 1 of 2", err)
 	}
 	_, err = s.Update(ctx, "SHORT", "u", 0, func([]byte, bool) ([]byte, error) { return []byte("x"), nil })
-	if !errors.Is(err, redisstore.ErrNotReplicated) {
-		t.Errorf("Update waiting for 2 replicas of 1 = %v, want an error matching ErrNotReplicated", err)
+	if !errors.Is(err, redisstore.ErrNoReplicas) {
+		t.Errorf("Update needing 2 replicas of 1 = %v, want an error matching ErrNoReplicas", err)
 	}
-	if v, ok, err := s.Get(ctx, "SHORT", "k"); err != nil || !ok || string(v) != "v" {
-		t.Errorf("Get after the shortfall = %q, %v, %v; want the value (it is on the primary)", v, ok, err)
+	if err := s.Delete(ctx, "SHORT", "k"); !errors.Is(err, redisstore.ErrNoReplicas) {
+		t.Errorf("Delete needing 2 replicas of 1 = %v, want an error matching ErrNoReplicas", err)
+	}
+	one := newStore(t, rdb, &redisstore.Options{ReplicaAcks: 1})
+	if err := one.Set(ctx, "SHORT2", "k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Copy(ctx, "SHORT2", "SHORT", 0); !errors.Is(err, redisstore.ErrNoReplicas) || n != 0 {
+		t.Errorf("Copy needing 2 replicas of 1 = %d, %v; want 0 and an error matching ErrNoReplicas", n, err)
+	}
+	if keys, err := s.Keys(ctx, "SHORT"); err != nil || len(keys) != 0 {
+		t.Errorf("Keys of the session every write was refused to = %q, %v; want none: nothing written", keys, err)
 	}
 }
 
@@ -285,13 +295,15 @@ type failover struct {
 }
 
 // testFailover proves what ReplicaAcks protects in a failover. It writes
-// sessions with ReplicaAcks 1 (A); then it freezes the replica (SIGSTOP)
-// and cuts its link, so that nothing more reaches it, and writes sessions
-// without waiting (B, acknowledged by the primary only) and with
-// ReplicaAcks 1 (C, which must report ErrNotReplicated); then it kills the
-// primary and lets the replica take over. Every write of A survives; the
-// writes of B are acknowledged and lost, which is the window ReplicaAcks
-// closes; none of C was acknowledged.
+// sessions with ReplicaAcks 1 (A); then it freezes the replica (SIGSTOP),
+// so that it acknowledges nothing, and writes with ReplicaAcks 1 (C, which
+// must report ErrNotReplicated); then it cuts the replica's link, so that
+// nothing more reaches it, and writes sessions without waiting (B,
+// acknowledged by the primary only) and with ReplicaAcks 1 (D, refused
+// with ErrNoReplicas); then it kills the primary and lets the replica take
+// over. Every write of A survives; the writes of B were acknowledged and
+// are lost, which is the window ReplicaAcks closes; none of C was
+// acknowledged, and none of D was written.
 func testFailover(t *testing.T, rdb redis.UniversalClient, f failover) {
 	ctx := t.Context()
 	flushAll(t, rdb)
@@ -299,7 +311,7 @@ func testFailover(t *testing.T, rdb redis.UniversalClient, f failover) {
 	plain := newStore(t, rdb, nil)
 	// Sessions whose keys the primary under test holds.
 	var ids []string
-	for i := 0; len(ids) < 60 && i < 10000; i++ {
+	for i := 0; len(ids) < 80 && i < 10000; i++ {
 		id := fmt.Sprintf("F%d", i)
 		if c, ok := rdb.(*redis.ClusterClient); ok {
 			n, err := c.MasterForKey(ctx, redisstore.Key(id, "k"))
@@ -312,10 +324,10 @@ func testFailover(t *testing.T, rdb redis.UniversalClient, f failover) {
 		}
 		ids = append(ids, id)
 	}
-	if len(ids) < 60 {
+	if len(ids) < 80 {
 		t.Fatalf("only %d sessions found on primary %s", len(ids), f.primary)
 	}
-	a, b, c := ids[:20], ids[20:40], ids[40:]
+	a, b, c, d := ids[:20], ids[20:40], ids[40:60], ids[60:]
 	for _, id := range a {
 		if err := acked.Set(ctx, id, "k", []byte("v"), 0); err != nil {
 			t.Fatalf("Set with ReplicaAcks before the failover: %v", err)
@@ -325,6 +337,11 @@ func testFailover(t *testing.T, rdb redis.UniversalClient, f failover) {
 		t.Fatal(err)
 	}
 	defer f.replica.Proc().Resume()
+	for _, id := range c {
+		if err := acked.Set(ctx, id, "k", []byte("v"), 0); !errors.Is(err, redisstore.ErrNotReplicated) {
+			t.Fatalf("Set with ReplicaAcks, replica frozen = %v; want an error matching ErrNotReplicated", err)
+		}
+	}
 	direct := redis.NewClient(&redis.Options{Addr: f.primary})
 	defer direct.Close()
 	if err := direct.ClientKillByFilter(ctx, "TYPE", "replica").Err(); err != nil {
@@ -335,9 +352,9 @@ func testFailover(t *testing.T, rdb redis.UniversalClient, f failover) {
 			t.Fatalf("Set without ReplicaAcks, replica cut off: %v", err)
 		}
 	}
-	for _, id := range c {
-		if err := acked.Set(ctx, id, "k", []byte("v"), 0); !errors.Is(err, redisstore.ErrNotReplicated) {
-			t.Fatalf("Set with ReplicaAcks, replica cut off = %v; want an error matching ErrNotReplicated", err)
+	for _, id := range d {
+		if err := acked.Set(ctx, id, "k", []byte("v"), 0); !errors.Is(err, redisstore.ErrNoReplicas) {
+			t.Fatalf("Set with ReplicaAcks, replica cut off = %v; want an error matching ErrNoReplicas", err)
 		}
 	}
 	promoted, took, err := f.kill(func() { f.replica.Proc().Resume() })
@@ -349,7 +366,8 @@ func testFailover(t *testing.T, rdb redis.UniversalClient, f failover) {
 	for {
 		lostA, errA := countLost(ctx, plain, a)
 		lostB, errB := countLost(ctx, plain, b)
-		if err := errors.Join(errA, errB); err != nil {
+		lostD, errD := countLost(ctx, plain, d)
+		if err := errors.Join(errA, errB, errD); err != nil {
 			if time.Now().After(deadline) {
 				t.Fatalf("store not usable 20s after the failover: %v", err)
 			}
@@ -364,6 +382,9 @@ func testFailover(t *testing.T, rdb redis.UniversalClient, f failover) {
 			promoted, took.Round(time.Millisecond), lostA, len(a), lostB, len(b))
 		if lostA != 0 {
 			t.Errorf("%d of %d replica-acknowledged writes lost in the failover", lostA, len(a))
+		}
+		if lostD != len(d) {
+			t.Errorf("%d of %d writes refused with ErrNoReplicas are in Redis; want none", len(d)-lostD, len(d))
 		}
 		if lostB != len(b) {
 			t.Errorf("%d of %d writes made with the replica cut off were lost; want all (else the test did not cut it off)", lostB, len(b))

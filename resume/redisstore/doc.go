@@ -106,10 +106,14 @@
 // then dies before sending it to a replica is lost when the replica is
 // promoted (Sentinel and Cluster alike). With [Options.ReplicaAcks] set,
 // every write of a Store (Set, Update, Delete and Copy's write: dedup
-// claims and results among them) is followed by WAIT on the same
-// connection, and succeeds only once that many replicas have acknowledged
-// it; otherwise it returns an error matching [ErrNotReplicated] (the value
-// is on the primary, and may or may not survive). This narrows the window,
+// claims and results among them) first checks, in its script, that the
+// primary has that many replicas connected, and is refused with an error
+// matching [ErrNoReplicas] if not (nothing written: a dedup claim refused
+// so leaves the call free to run later); it is then followed by WAIT on
+// the same connection, and succeeds only once that many replicas have
+// acknowledged it; otherwise it returns an error matching
+// [ErrNotReplicated] (the value is on the primary, and may or may not
+// survive). This narrows the window,
 // it does not close it: WAIT does not make Redis strongly consistent. What
 // remains: a failover that promotes a replica other than the ones that
 // acknowledged (possible with more than one replica per primary unless
@@ -118,9 +122,9 @@
 // a primary cut off from the sentinels that keeps accepting writes until
 // min-replicas-to-write stops it. Writes of the [EventStore] are not
 // waited for: a lost event costs a replay, never a double execution. A
-// primary with fewer live replicas than ReplicaAcks (after a failover in a
-// cluster of one replica per primary, until the dead node rejoins) refuses
-// every write as not replicated.
+// primary with fewer connected replicas than ReplicaAcks (after a failover
+// in a cluster of one replica per primary, until the dead node rejoins)
+// refuses every write with ErrNoReplicas.
 //
 // # Waiting out a failover
 //

@@ -20,11 +20,30 @@ func newScripts() scripts {
 	}
 }
 
+// replicaCheckSrc starts every write script: with a number of replicas
+// required (ReplicaAcks), a primary that has fewer connected refuses the
+// write before writing anything, so that the caller knows it did not
+// happen (WAIT afterwards could only say that it was not replicated).
+const replicaCheckSrc = `
+local function check_replicas(need)
+  need = tonumber(need) or 0
+  if need <= 0 then
+    return
+  end
+  local info = redis.call('INFO', 'replication')
+  local n = tonumber(string.match(info, 'connected_slaves:(%d+)')) or 0
+  if n < need then
+    error({err = 'NOREPLICAS ' .. n .. ' of ' .. need .. ' replicas connected; nothing written'})
+  end
+end
+`
+
 // putSrc writes one value and indexes it.
-// KEYS: value key, index key. ARGV: value, TTL in ms, key name.
-// The index lives as long as its longest-lived value (PTTL is -1 for a set
-// SADD has just created, which any TTL exceeds).
-const putSrc = `
+// KEYS: value key, index key. ARGV: value, TTL in ms, key name, replicas
+// required. The index lives as long as its longest-lived value (PTTL is -1
+// for a set SADD has just created, which any TTL exceeds).
+const putSrc = replicaCheckSrc + `
+check_replicas(ARGV[4])
 local ttl = tonumber(ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 redis.call('SADD', KEYS[2], ARGV[3])
@@ -35,8 +54,9 @@ return 1
 `
 
 // deleteSrc removes one value and its index entry.
-// KEYS: value key, index key. ARGV: key name.
-const deleteSrc = `
+// KEYS: value key, index key. ARGV: key name, replicas required.
+const deleteSrc = replicaCheckSrc + `
+check_replicas(ARGV[2])
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 return 1
@@ -73,12 +93,14 @@ return out
 // restoreSrc is Copy's second step: it restores every value with a new TTL,
 // replacing what was there, and indexes them.
 // KEYS: target index, then each target value key.
-// ARGV: TTL in ms, then name and DUMP payload of each value, in KEYS order.
-const restoreSrc = `
+// ARGV: TTL in ms, replicas required, then name and DUMP payload of each
+// value, in KEYS order.
+const restoreSrc = replicaCheckSrc + `
+check_replicas(ARGV[2])
 local ttl = tonumber(ARGV[1])
 for i = 2, #KEYS do
-  redis.call('RESTORE', KEYS[i], ttl, ARGV[2 * i - 1], 'REPLACE')
-  redis.call('SADD', KEYS[1], ARGV[2 * i - 2])
+  redis.call('RESTORE', KEYS[i], ttl, ARGV[2 * i], 'REPLACE')
+  redis.call('SADD', KEYS[1], ARGV[2 * i - 1])
 end
 if redis.call('PTTL', KEYS[1]) < ttl then
   redis.call('PEXPIRE', KEYS[1], ttl)

@@ -57,7 +57,9 @@ type Options struct {
 	// write (Set, Update, Delete, Copy's write) before it succeeds, with
 	// WAIT on the write's connection. Zero (the default) waits for none;
 	// negative is invalid. A write that fewer replicas acknowledged within
-	// ReplicaAckTimeout returns an error matching [ErrNotReplicated]. See
+	// ReplicaAckTimeout returns an error matching [ErrNotReplicated]; a
+	// write refused, before anything was written, by a primary with fewer
+	// replicas connected returns one matching [ErrNoReplicas]. See
 	// the package doc for what it protects against and what it does not.
 	// It needs a *redis.Client (single Redis or Sentinel) or a
 	// *redis.ClusterClient.
@@ -209,7 +211,7 @@ func (s *Store) Set(ctx context.Context, session, key string, value []byte, ttl 
 // EVAL cannot run inside a transaction.
 func (s *Store) put(ctx context.Context, c redis.Scripter, session, key string, value []byte, ttl time.Duration) *redis.Cmd {
 	keys := []string{s.layout.Key(session, key), s.layout.IndexKey(session)}
-	args := []any{value, s.ttlMillis(ttl), key}
+	args := []any{value, s.ttlMillis(ttl), key, s.acks}
 	if _, inTx := c.(redis.Pipeliner); inTx {
 		return s.scripts.put.Eval(ctx, c, keys, args...)
 	}
@@ -324,6 +326,15 @@ func (s *Store) Update(ctx context.Context, session, key string, ttl time.Durati
 	}
 }
 
+// noReplicas wraps Redis's NOREPLICAS refusal (the write scripts' own, or
+// min-replicas-to-write's) so that it matches [ErrNoReplicas].
+func noReplicas(err error) error {
+	if err != nil && strings.HasPrefix(err.Error(), "NOREPLICAS") {
+		return fmt.Errorf("%w: %w", ErrNoReplicas, err)
+	}
+	return err
+}
+
 // errFnFailed stands for an Update's fn error inside ride.
 var errFnFailed = errors.New("redisstore: Update's function failed")
 
@@ -335,7 +346,7 @@ func (s *Store) Delete(ctx context.Context, session, key string) error {
 	}
 	dataKey := s.layout.Key(session, key)
 	err := s.write(ctx, dataKey, func(c redis.Scripter) error {
-		return s.scripts.del.Run(ctx, c, []string{dataKey, s.layout.IndexKey(session)}, key).Err()
+		return s.scripts.del.Run(ctx, c, []string{dataKey, s.layout.IndexKey(session)}, key, s.acks).Err()
 	})
 	if err != nil {
 		return s.fail("Delete", session, key, err)
@@ -424,6 +435,7 @@ func (s *Store) Copy(ctx context.Context, from, to string, ttl time.Duration) (i
 	n, err := s.copy(ctx, from, to, ttl)
 	if err != nil {
 		reloadOnFailure(s.cluster, err)
+		err = noReplicas(err)
 		return 0, fmt.Errorf("redisstore: Copy from session %s to session %s: %w", from, to, err)
 	}
 	return n, nil
@@ -452,7 +464,7 @@ func (s *Store) copy(ctx context.Context, from, to string, ttl time.Duration) (i
 	}
 	dstIndex := s.layout.IndexKey(to)
 	keys := []string{dstIndex}
-	args := []any{s.ttlMillis(ttl)}
+	args := []any{s.ttlMillis(ttl), s.acks}
 	for i, d := range dumps {
 		payload, ok := d.(string)
 		if !ok {
@@ -543,6 +555,7 @@ func (s *Store) check(ctx context.Context, op, session string) error {
 // reload (ClusterOptions.ClusterStateReloadInterval, 60s by default).
 func (s *Store) fail(op, session, key string, err error) error {
 	reloadOnFailure(s.cluster, err)
+	err = noReplicas(err)
 	if key == "" {
 		return fmt.Errorf("redisstore: %s of session %s: %w", op, session, err)
 	}
