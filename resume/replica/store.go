@@ -40,8 +40,12 @@ type Store interface {
 	// Keys lists the keys present in session, in no particular order.
 	Keys(ctx context.Context, session string) ([]string, error)
 
-	// Copy atomically copies every key of session from into session to,
-	// replacing keys of the same name, and refreshes their TTL. It returns
+	// Copy copies every key of session from into session to, replacing
+	// keys of the same name, and refreshes their TTL. What it copies is a
+	// consistent snapshot of from, and to receives all of it or, when Copy
+	// fails, none of it (a store whose sessions live apart, as on Redis
+	// Cluster, reads the snapshot in one step and writes it in another).
+	// Copying again is always safe and repairs a failed Copy. It returns
 	// the number of keys copied; copying an absent or empty session copies
 	// zero keys and is not an error.
 	Copy(ctx context.Context, from, to string, ttl time.Duration) (int, error)
