@@ -79,6 +79,23 @@ func TestContract(t *testing.T) {
 	}
 }
 
+// TestContractPythonLayout runs the Store contract on the Python
+// reference layout, with and without the SCAN for unindexed keys.
+func TestContractPythonLayout(t *testing.T) {
+	srv := proctest.StartRedis(t, nil)
+	rdb, _ := newClient(t, srv)
+	for _, scan := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ScanUnindexed=%v", scan), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) replica.Store {
+				if err := rdb.FlushDB(t.Context()).Err(); err != nil {
+					t.Fatalf("FLUSHDB: %v", err)
+				}
+				return newStore(t, rdb, &redisstore.Options{DefaultTTL: time.Hour, Layout: redisstore.LayoutPython, ScanUnindexed: scan})
+			}, &storetest.Options{TimeUnit: 200 * time.Millisecond})
+		})
+	}
+}
+
 func TestLayout(t *testing.T) {
 	srv := proctest.StartRedis(t, nil)
 	rdb, _ := newClient(t, srv)
