@@ -93,7 +93,7 @@ func TestCluster(t *testing.T) {
 		t.Errorf("script calls across slots: %q", bad)
 	}
 	t.Run("ReplicaAcks", func(t *testing.T) {
-		runContracts(t, rdb, &redisstore.Options{ReplicaAcks: 1})
+		runContracts(t, rdb, &redisstore.Options{ReplicaAcks: 1, ReplicaAckTimeout: 2 * time.Second})
 		testReplicaShortfall(t, rdb)
 	})
 	t.Run("CopyInterrupted", func(t *testing.T) {
@@ -192,7 +192,7 @@ func TestSentinel(t *testing.T) {
 	rdb := newFailoverClient(t, s)
 	runContracts(t, rdb, nil)
 	t.Run("ReplicaAcks", func(t *testing.T) {
-		runContracts(t, rdb, &redisstore.Options{ReplicaAcks: 1})
+		runContracts(t, rdb, &redisstore.Options{ReplicaAcks: 1, ReplicaAckTimeout: 2 * time.Second})
 		testReplicaShortfall(t, rdb)
 	})
 	t.Run("CopyInterrupted", func(t *testing.T) { testCopyInterrupted(t, rdb, "FROM0", "TO0") })
@@ -217,7 +217,7 @@ func testReplicaShortfall(t *testing.T, rdb redis.UniversalClient) {
 	if err := s.Delete(ctx, "SHORT", "k"); !errors.Is(err, redisstore.ErrNoReplicas) {
 		t.Errorf("Delete needing 2 replicas of 1 = %v, want an error matching ErrNoReplicas", err)
 	}
-	one := newStore(t, rdb, &redisstore.Options{ReplicaAcks: 1})
+	one := newStore(t, rdb, &redisstore.Options{ReplicaAcks: 1, ReplicaAckTimeout: 2 * time.Second})
 	if err := one.Set(ctx, "SHORT2", "k", []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,10 @@ type failover struct {
 func testFailover(t *testing.T, rdb redis.UniversalClient, f failover) {
 	ctx := t.Context()
 	flushAll(t, rdb)
-	acked := newStore(t, rdb, &redisstore.Options{ReplicaAcks: 1, ReplicaAckTimeout: 100 * time.Millisecond})
+	// A generous wait where the replica must answer (a loaded machine is
+	// slow), a short one where it cannot.
+	acked := newStore(t, rdb, &redisstore.Options{ReplicaAcks: 1, ReplicaAckTimeout: 2 * time.Second})
+	frozen := newStore(t, rdb, &redisstore.Options{ReplicaAcks: 1, ReplicaAckTimeout: 100 * time.Millisecond})
 	plain := newStore(t, rdb, nil)
 	// Sessions whose keys the primary under test holds.
 	var ids []string
@@ -338,7 +341,7 @@ func testFailover(t *testing.T, rdb redis.UniversalClient, f failover) {
 	}
 	defer f.replica.Proc().Resume()
 	for _, id := range c {
-		if err := acked.Set(ctx, id, "k", []byte("v"), 0); !errors.Is(err, redisstore.ErrNotReplicated) {
+		if err := frozen.Set(ctx, id, "k", []byte("v"), 0); !errors.Is(err, redisstore.ErrNotReplicated) {
 			t.Fatalf("Set with ReplicaAcks, replica frozen = %v; want an error matching ErrNotReplicated", err)
 		}
 	}
