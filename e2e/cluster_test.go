@@ -58,6 +58,10 @@ type deployment struct {
 	sticky bool
 	// serverArgs are added to every haserver's command line.
 	serverArgs []string
+	// redisCluster runs the replicas on a 6-node Redis Cluster (3
+	// primaries, 3 replicas, proctest.StartRedisCluster) instead of one
+	// persistent redis-server.
+	redisCluster bool
 }
 
 // cluster is a running deployment: Redis, three haserver replicas, a
@@ -65,9 +69,10 @@ type deployment struct {
 type cluster struct {
 	t        *testing.T
 	dep      deployment
-	bin      string // the built haserver
-	redis    *proctest.Redis
-	rdb      *redis.Client // a direct view of Redis, for checks
+	bin      string                 // the built haserver
+	redis    *proctest.Redis        // one Redis, unless dep.redisCluster
+	rcluster *proctest.RedisCluster // with dep.redisCluster
+	rdb      redis.UniversalClient  // a direct view of Redis, for checks
 	replicas []*replica
 	haproxy  *proctest.Proc // the balancer, HAProxy or nginx
 	base     string         // the balancer's frontend, http://127.0.0.1:port
@@ -94,9 +99,17 @@ func startDeployment(t *testing.T, dep deployment) *cluster {
 	t.Helper()
 	balancerPath := proctest.Binary(t, dep.balancer)
 	c := &cluster{t: t, dep: dep, bin: buildServer(t)}
-	// Persistent, so that a Redis restart keeps the sessions' state.
-	c.redis = proctest.StartRedis(t, &proctest.RedisOptions{Persist: true})
-	c.rdb = redis.NewClient(&redis.Options{Addr: c.redis.Addr, MaxRetries: -1, DialerRetries: 1})
+	where := ""
+	if dep.redisCluster {
+		c.rcluster = proctest.StartRedisCluster(t)
+		c.rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.rcluster.Addrs(), DialerRetries: 1})
+		where = "cluster " + strings.Join(c.rcluster.Addrs(), ",")
+	} else {
+		// Persistent, so that a Redis restart keeps the sessions' state.
+		c.redis = proctest.StartRedis(t, &proctest.RedisOptions{Persist: true})
+		c.rdb = redis.NewClient(&redis.Options{Addr: c.redis.Addr, MaxRetries: -1, DialerRetries: 1})
+		where = c.redis.Addr
+	}
 	t.Cleanup(func() { c.rdb.Close() })
 
 	for i := range 3 {
@@ -109,7 +122,7 @@ func startDeployment(t *testing.T, dep deployment) *cluster {
 	} else {
 		c.startHAProxy(balancerPath)
 	}
-	t.Logf("deployment up: redis %s, %s, %s %s (sticky %v)", c.redis.Addr, c.describeReplicas(), dep.balancer, c.base, dep.sticky)
+	t.Logf("deployment up: redis %s, %s, %s %s (sticky %v)", where, c.describeReplicas(), dep.balancer, c.base, dep.sticky)
 	return c
 }
 
@@ -135,9 +148,7 @@ func (c *cluster) startReplica(r *replica, newPort bool) {
 		if newPort || r.addr == "" {
 			r.addr = fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(c.t))
 		}
-		args := append([]string{"-addr", r.addr, "-instance", r.name, "-redis", c.redis.URL(),
-			"-session-ttl", "10m", "-shutdown-timeout", "2s", fmt.Sprintf("-adopt=%v", !c.dep.sticky)}, c.dep.serverArgs...)
-		r.proc = proctest.Start(c.t, r.name, c.bin, args...)
+		r.proc = proctest.Start(c.t, r.name, c.bin, c.serverArgs(r)...)
 		lastErr = r.proc.WaitFor(readyTimeout, func(ctx context.Context) error {
 			return expectHealth(ctx, "http://"+r.addr, http.StatusOK)
 		})
@@ -150,6 +161,18 @@ func (c *cluster) startReplica(r *replica, newPort bool) {
 		}
 	}
 	c.t.Fatalf("starting %s: %v", r.name, lastErr)
+}
+
+// serverArgs is the command line of replica r.
+func (c *cluster) serverArgs(r *replica) []string {
+	args := []string{"-addr", r.addr, "-instance", r.name,
+		"-session-ttl", "10m", "-shutdown-timeout", "2s", fmt.Sprintf("-adopt=%v", !c.dep.sticky)}
+	if c.dep.redisCluster {
+		args = append(args, "-redis-cluster", strings.Join(c.rcluster.Addrs(), ","))
+	} else {
+		args = append(args, "-redis", c.redis.URL())
+	}
+	return append(args, c.dep.serverArgs...)
 }
 
 // startHAProxy writes the HAProxy configuration with run-time ports and

@@ -10,6 +10,9 @@
 //
 //	go test -tags e2e -count=1 -v ./e2e/...
 //
+// TestRedisClusterFailover runs the same deployment on a 6-node Redis
+// Cluster (redis-cli creates it) and kills one of its primaries.
+//
 // A missing redis-server, haproxy or nginx skips them, and fails them under
 // CI=true.
 package e2e

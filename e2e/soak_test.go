@@ -113,9 +113,7 @@ func (c *cluster) chaos(ctx context.Context, kills *atomic.Int32) error {
 			return fmt.Errorf("killing %s: %w", r.name, err)
 		}
 		kills.Add(1)
-		args := append([]string{"-addr", r.addr, "-instance", r.name, "-redis", c.redis.URL(),
-			"-session-ttl", "10m", "-shutdown-timeout", "2s", "-adopt=true"}, c.dep.serverArgs...)
-		r.proc = proctest.Start(c.t, r.name, c.bin, args...)
+		r.proc = proctest.Start(c.t, r.name, c.bin, c.serverArgs(r)...)
 		if err := r.proc.WaitFor(readyTimeout, func(ctx context.Context) error {
 			return expectHealth(ctx, "http://"+r.addr, http.StatusOK)
 		}); err != nil {

@@ -19,12 +19,26 @@
 // rotation.
 //
 //	haserver -addr 127.0.0.1:8001 -instance mcp-1 -redis redis://127.0.0.1:6379/0
+//	haserver -redis-cluster 10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000 -replica-acks 1
+//	haserver -redis-sentinel mymaster@10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379
+//
+// It finds Redis in one of three ways: one server by URL (-redis), a Redis
+// Cluster by the addresses of some of its nodes (-redis-cluster; the client
+// learns the others), or a Sentinel-managed primary by its name and the
+// addresses of its sentinels (-redis-sentinel). Giving more than one is an
+// error. The cluster and Sentinel flags carry no credentials: they suit
+// deployments whose default user needs no password.
 //
 // Every flag has an environment variable as fallback (the flag wins):
 //
 //	-addr        LISTEN_ADDR    listen address (default 127.0.0.1:8000)
 //	-instance    INSTANCE_ID    name in answers and logs (default the host name)
 //	-redis       REDIS_URL      Redis URL (default redis://127.0.0.1:6379/0)
+//	-redis-cluster REDIS_CLUSTER  host:port,... of Redis Cluster nodes (default none)
+//	-redis-sentinel REDIS_SENTINEL  master@host:port,... of sentinels (default none)
+//	-replica-acks REPLICA_ACKS  replicas that must acknowledge each session
+//	             write, dedup records included (default 0: none)
+//	-replica-ack-timeout REPLICA_ACK_TIMEOUT  bound of that wait (default 500ms)
 //	-stateless   STATELESS      serve without sessions (default false)
 //	-adopt       ADOPT          any replica serves any session (default true)
 //	-dedup       DEDUP          run each tools/call with an idempotency key once (default false)
@@ -54,6 +68,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -77,6 +92,11 @@ type config struct {
 	addr            string
 	instance        string
 	redisURL        string
+	redisCluster    []string // node addresses; empty when not a cluster
+	sentinelMaster  string   // set with sentinelAddrs
+	sentinelAddrs   []string
+	replicaAcks     int
+	replicaTimeout  time.Duration
 	stateless       bool
 	adopt           bool
 	dedup           bool
@@ -99,6 +119,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8000", "listen `address` (env LISTEN_ADDR)")
 	fs.StringVar(&c.instance, "instance", host, "instance `name` in answers and logs (env INSTANCE_ID)")
 	fs.StringVar(&c.redisURL, "redis", "redis://127.0.0.1:6379/0", "Redis `URL` (env REDIS_URL)")
+	var cluster, sentinel string
+	fs.StringVar(&cluster, "redis-cluster", "", "Redis Cluster node `addresses`, host:port,host:port... (env REDIS_CLUSTER); replaces -redis")
+	fs.StringVar(&sentinel, "redis-sentinel", "", "Sentinel-managed primary as `master@host:port,host:port...`, the sentinels' addresses (env REDIS_SENTINEL); replaces -redis")
+	fs.IntVar(&c.replicaAcks, "replica-acks", 0, "replicas that must acknowledge each session write, dedup records included, before it succeeds (env REPLICA_ACKS)")
+	fs.DurationVar(&c.replicaTimeout, "replica-ack-timeout", 500*time.Millisecond, "bound of the wait for -replica-acks (env REPLICA_ACK_TIMEOUT)")
 	fs.BoolVar(&c.stateless, "stateless", false, "serve stateless streamable HTTP, without sessions (env STATELESS)")
 	fs.BoolVar(&c.adopt, "adopt", true, "serve every session on every replica, adopting it from Redis (env ADOPT); false needs a sticky balancer")
 	fs.BoolVar(&c.dedup, "dedup", false, "run each tools/call carrying an idempotency key at most once, and answer its replays from Redis (env DEDUP)")
@@ -110,6 +135,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		"addr":                         "LISTEN_ADDR",
 		"instance":                     "INSTANCE_ID",
 		"redis":                        "REDIS_URL",
+		"redis-cluster":                "REDIS_CLUSTER",
+		"redis-sentinel":               "REDIS_SENTINEL",
+		"replica-acks":                 "REPLICA_ACKS",
+		"replica-ack-timeout":          "REPLICA_ACK_TIMEOUT",
 		"stateless":                    "STATELESS",
 		"adopt":                        "ADOPT",
 		"dedup":                        "DEDUP",
@@ -132,7 +161,31 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if n := btoi(set["redis"]) + btoi(cluster != "") + btoi(sentinel != ""); n > 1 {
+		return config{}, errors.New("give one of -redis, -redis-cluster and -redis-sentinel")
+	}
+	if cluster != "" {
+		if c.redisCluster, err = addrList(cluster); err != nil {
+			return config{}, fmt.Errorf("-redis-cluster: %w", err)
+		}
+	}
+	if sentinel != "" {
+		master, addrs, ok := strings.Cut(sentinel, "@")
+		if !ok || master == "" {
+			return config{}, fmt.Errorf("-redis-sentinel %q: want master@host:port[,host:port]", sentinel)
+		}
+		c.sentinelMaster = master
+		if c.sentinelAddrs, err = addrList(addrs); err != nil {
+			return config{}, fmt.Errorf("-redis-sentinel: %w", err)
+		}
+	}
 	switch {
+	case c.replicaAcks < 0:
+		return config{}, fmt.Errorf("-replica-acks is %d; want 0 or more", c.replicaAcks)
+	case c.replicaTimeout <= 0:
+		return config{}, fmt.Errorf("-replica-ack-timeout is %v; want more than 0", c.replicaTimeout)
 	case c.sessionTTL <= 0:
 		return config{}, fmt.Errorf("-session-ttl is %v; want more than 0", c.sessionTTL)
 	case c.shutdownTimeout <= 0:
@@ -141,6 +194,26 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		return config{}, errors.New("-instance is empty")
 	}
 	return c, nil
+}
+
+// addrList splits a comma-separated list of host:port addresses.
+func addrList(s string) ([]string, error) {
+	var out []string
+	for a := range strings.SplitSeq(s, ",") {
+		a = strings.TrimSpace(a)
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			return nil, fmt.Errorf("%q is not host:port", a)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // run parses the configuration, listens, and serves until ctx ends.

@@ -38,6 +38,7 @@ func TestParseConfig(t *testing.T) {
 	defaults := config{
 		addr:            "127.0.0.1:8000",
 		redisURL:        "redis://127.0.0.1:6379/0",
+		replicaTimeout:  500 * time.Millisecond,
 		adopt:           true,
 		sessionTTL:      30 * time.Minute,
 		shutdownTimeout: 10 * time.Second,
@@ -62,7 +63,7 @@ func TestParseConfig(t *testing.T) {
 				"STATELESS": "true", "SESSION_TTL": "1h", "SHUTDOWN_TIMEOUT": "3s", "DISABLE_LOCALHOST_PROTECTION": "1",
 				"ADOPT": "false", "DEDUP": "true",
 			},
-			want: config{addr: ":9000", instance: "mcp-2", redisURL: "redis://r:6380/1", stateless: true, sessionTTL: time.Hour, shutdownTimeout: 3 * time.Second, allowAnyHost: true, dedup: true},
+			want: config{addr: ":9000", instance: "mcp-2", redisURL: "redis://r:6380/1", replicaTimeout: 500 * time.Millisecond, stateless: true, sessionTTL: time.Hour, shutdownTimeout: 3 * time.Second, allowAnyHost: true, dedup: true},
 		},
 		{
 			name: "flags win over the environment",
@@ -70,6 +71,25 @@ func TestParseConfig(t *testing.T) {
 			env:  map[string]string{"LISTEN_ADDR": ":9000", "INSTANCE_ID": "mcp-2", "STATELESS": "true", "SESSION_TTL": "1h", "ADOPT": "false"},
 			want: with(func(c *config) { c.addr, c.instance, c.sessionTTL = "127.0.0.1:8001", "mcp-1", 5*time.Minute }),
 		},
+		{
+			name: "cluster",
+			args: []string{"-redis-cluster", "10.0.0.1:7000, 10.0.0.2:7000", "-replica-acks", "1", "-replica-ack-timeout", "1s"},
+			want: with(func(c *config) {
+				c.redisCluster, c.replicaAcks, c.replicaTimeout = []string{"10.0.0.1:7000", "10.0.0.2:7000"}, 1, time.Second
+			}),
+		},
+		{
+			name: "sentinel from the environment",
+			env:  map[string]string{"REDIS_SENTINEL": "mymaster@s1:26379,s2:26379", "REPLICA_ACKS": "1"},
+			want: with(func(c *config) {
+				c.sentinelMaster, c.sentinelAddrs, c.replicaAcks = "mymaster", []string{"s1:26379", "s2:26379"}, 1
+			}),
+		},
+		{name: "cluster and URL", args: []string{"-redis", "redis://r:1/0", "-redis-cluster", "a:1"}, wantErr: "give one of -redis, -redis-cluster and -redis-sentinel"},
+		{name: "cluster and sentinel", env: map[string]string{"REDIS_CLUSTER": "a:1", "REDIS_SENTINEL": "m@b:2"}, wantErr: "give one of"},
+		{name: "bad cluster address", args: []string{"-redis-cluster", "a:1,b"}, wantErr: `-redis-cluster: "b" is not host:port`},
+		{name: "sentinel without master", args: []string{"-redis-sentinel", "b:2"}, wantErr: "want master@host:port"},
+		{name: "negative acks", args: []string{"-replica-acks", "-1"}, wantErr: "-replica-acks is -1"},
 		{name: "bad environment", env: map[string]string{"STATELESS": "maybe"}, wantErr: `environment STATELESS="maybe"`},
 		{name: "bad duration", env: map[string]string{"SESSION_TTL": "soon"}, wantErr: `environment SESSION_TTL="soon"`},
 		{name: "zero TTL", args: []string{"-session-ttl", "0s"}, wantErr: "-session-ttl is 0s"},
@@ -376,5 +396,56 @@ func TestAdopt(t *testing.T) {
 		if cs.ID() != id {
 			t.Errorf("session ID = %q, want %q", cs.ID(), id)
 		}
+	}
+}
+
+// TestServeReplicated serves from a Redis Cluster and from a Sentinel-managed
+// primary, as the -redis-cluster and -redis-sentinel flags configure them,
+// with replica-acknowledged writes and Dedup: the session's state, its
+// resume into a session in another slot, and an idempotent call.
+func TestServeReplicated(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T) (config, redis.UniversalClient)
+	}{
+		{"cluster", func(t *testing.T) (config, redis.UniversalClient) {
+			c := proctest.StartRedisCluster(t)
+			return config{redisCluster: c.Addrs()[:2]}, redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+		}},
+		{"sentinel", func(t *testing.T) (config, redis.UniversalClient) {
+			s := proctest.StartRedisSentinel(t)
+			return config{sentinelMaster: proctest.SentinelMaster, sentinelAddrs: s.SentinelAddrs()},
+				redis.NewFailoverClient(&redis.FailoverOptions{MasterName: proctest.SentinelMaster, SentinelAddrs: s.SentinelAddrs()})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, rdb := tc.start(t)
+			defer rdb.Close()
+			cfg.instance, cfg.adopt, cfg.dedup = "mcp-1", true, true
+			cfg.replicaAcks, cfg.replicaTimeout = 1, time.Second
+			s := startServer(t, cfg)
+			if code, ans := s.health(t); code != http.StatusOK {
+				t.Fatalf("/health = %d %+v, want 200", code, ans)
+			}
+			old := connect(t, s.url)
+			for range 2 {
+				call[demotools.CounterResult](t, old, &mcp.CallToolParams{Name: "increment_counter"})
+			}
+			if got := rdb.Get(t.Context(), redisstore.Key(old.ID(), "counter")).Val(); got != "2" {
+				t.Errorf("Redis %s = %q, want 2", redisstore.Key(old.ID(), "counter"), got)
+			}
+			cs := connect(t, s.url)
+			got := call[resume.Result](t, cs, &mcp.CallToolParams{Name: resume.ToolName, Arguments: map[string]any{resume.ToolArg: old.ID()}})
+			if got.Status != resume.StatusResumed || got.KeysCopied < 1 {
+				t.Errorf("resume_session = %+v, want resumed", got)
+			}
+			// The same idempotency key twice: one execution.
+			params := &mcp.CallToolParams{Name: "increment_counter", Meta: mcp.Meta{resume.IdempotencyKeyMeta: "k-1"}}
+			first := call[demotools.CounterResult](t, cs, params)
+			again := call[demotools.CounterResult](t, cs, params)
+			if first.Counter != 3 || again.Counter != 3 {
+				t.Errorf("counter after resuming and one idempotent call sent twice = %d then %d, want 3 both times", first.Counter, again.Counter)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,14 +30,13 @@ const healthTimeout = time.Second
 // serve runs the server on ln until ctx ends, then shuts down gracefully
 // (see the package doc). It returns nil after a clean shutdown.
 func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) error {
-	opt, err := redis.ParseURL(cfg.redisURL)
+	rdb, where, err := newRedis(cfg)
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("-redis %q: %w", cfg.redisURL, err)
+		return err
 	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	store, err := redisstore.New(rdb, &redisstore.Options{DefaultTTL: cfg.sessionTTL})
+	store, err := redisstore.New(rdb, storeOptions(cfg))
 	if err != nil {
 		ln.Close()
 		return err
@@ -89,7 +89,7 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("serving", "addr", ln.Addr().String(), "mcp", "/mcp", "health", "/health", "redis", opt.Addr, "stateless", cfg.stateless, "adopt", cfg.adopt && !cfg.stateless, "dedup", cfg.dedup)
+	log.Info("serving", "addr", ln.Addr().String(), "mcp", "/mcp", "health", "/health", "redis", where, "stateless", cfg.stateless, "adopt", cfg.adopt && !cfg.stateless, "dedup", cfg.dedup)
 	if err := store.Ping(ctx); err != nil && ctx.Err() == nil {
 		// Not fatal: /health answers 503 until Redis is reachable, and the
 		// balancer keeps the replica out of rotation meanwhile.
@@ -105,6 +105,33 @@ func serve(ctx context.Context, cfg config, ln net.Listener, log *slog.Logger) e
 	return shutdown(srv, server, &inflight, served, cfg.shutdownTimeout, log)
 }
 
+// newRedis returns the Redis client the flags ask for: a cluster client, a
+// Sentinel failover client or a single server's, and a description for the
+// log.
+func newRedis(cfg config) (redis.UniversalClient, string, error) {
+	switch {
+	case len(cfg.redisCluster) > 0:
+		// One dial per attempt: a dead primary refuses at once, and
+		// go-redis's retries of the dial only delay the failure that
+		// makes the store reload the slot map and find the promoted one.
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.redisCluster, DialerRetries: 1}),
+			"cluster " + strings.Join(cfg.redisCluster, ","), nil
+	case cfg.sentinelMaster != "":
+		return redis.NewFailoverClient(&redis.FailoverOptions{MasterName: cfg.sentinelMaster, SentinelAddrs: cfg.sentinelAddrs}),
+			"sentinel " + cfg.sentinelMaster + "@" + strings.Join(cfg.sentinelAddrs, ","), nil
+	}
+	opt, err := redis.ParseURL(cfg.redisURL)
+	if err != nil {
+		return nil, "", fmt.Errorf("-redis %q: %w", cfg.redisURL, err)
+	}
+	return redis.NewClient(opt), opt.Addr, nil
+}
+
+// storeOptions are the session store's options from the flags.
+func storeOptions(cfg config) *redisstore.Options {
+	return &redisstore.Options{DefaultTTL: cfg.sessionTTL, ReplicaAcks: cfg.replicaAcks, ReplicaAckTimeout: cfg.replicaTimeout}
+}
+
 // mcpHandler is the handler of /mcp: stateless, the go-sdk's stock
 // stateful handler (-adopt=false), or by default replica.Handler, which
 // serves every session on every replica, with Redis event store.
@@ -117,7 +144,7 @@ func mcpHandler(cfg config, server *mcp.Server, rdb redis.UniversalClient, log *
 			DisableLocalhostProtection: cfg.allowAnyHost,
 		}), nil
 	}
-	store, err := redisstore.New(rdb, &redisstore.Options{DefaultTTL: cfg.sessionTTL})
+	store, err := redisstore.New(rdb, storeOptions(cfg))
 	if err != nil {
 		return nil, err
 	}

@@ -58,11 +58,12 @@
 //	0  success
 //	1  the tool reported an error (isError: true); the result is on stdout
 //	2  usage error: bad flags, command, or ARGS not a JSON object
-//	3  outcome unknown: the call was sent and the connection died before the
-//	   answer; it was not replayed, and may or may not have run
+//	3  outcome unknown: the call was sent, and the connection died, -timeout
+//	   ran out or an interrupt came before the answer; it was not replayed,
+//	   and may or may not have run
 //	4  gave up: the server could not be reached or refused the request,
-//	   the attempts or -timeout ran out, or the circuit breaker is open
-//	   (a call cut short by -timeout or an interrupt may have run)
+//	   the attempts or -timeout ran out before the call could have run, or
+//	   the circuit breaker is open
 package main
 
 import (
@@ -367,12 +368,13 @@ Exit codes:
   0  success
   1  the tool reported an error (isError: true); the result is on stdout
   2  usage error: bad flags, command, or ARGS not a JSON object
-  3  outcome unknown: the call was sent and the connection died before the
-     answer; it was not replayed, and may or may not have run (check the
-     server's state before calling again; see -replay-unsafe)
+  3  outcome unknown: the call was sent, and the connection died, -timeout
+     ran out or an interrupt came before the answer; it was not replayed,
+     and may or may not have run (check the server's state before calling
+     again; see -replay-unsafe)
   4  gave up: the server could not be reached or refused the request, the
-     attempts or -timeout ran out, or the circuit breaker is open (a call
-     cut short by -timeout or an interrupt may have run)
+     attempts or -timeout ran out before the call could have run, or the
+     circuit breaker is open
 `)
 }
 
@@ -584,12 +586,13 @@ func (r *runner) print(v any, code int) int {
 // bounded by -timeout.
 func (r *runner) fail(parent, ctx context.Context, what string, err error) int {
 	code, msg := exitGaveUp, oneLine(err)
-	switch {
-	case errors.Is(err, resilient.ErrOutcomeUnknown):
+	unknown := errors.Is(err, resilient.ErrOutcomeUnknown)
+	if unknown {
 		code = exitOutcomeUnknown
-		msg += " (it may have run: check the server's state before calling again)"
+	}
+	switch {
 	case parent.Err() != nil:
-		msg = "interrupted" + r.mayHaveRun(what)
+		msg = "interrupted"
 	case ctx.Err() != nil:
 		// The deadline is the cause even when the error is another: a
 		// stdio server killed at the deadline shows as a closed connection.
@@ -597,20 +600,16 @@ func (r *runner) fail(parent, ctx context.Context, what string, err error) int {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t += ": " + msg
 		}
-		msg = t + r.mayHaveRun(what)
+		msg = t
+	}
+	if unknown {
+		// The library says so only when the call may have run and is not
+		// harmless to repeat: a call cut short before it was sent, or a
+		// read, is not reported as unknown.
+		msg += " (it may have run: check the server's state before calling again)"
 	}
 	r.errw.line("mcpcall: " + what + ": " + msg)
 	return code
-}
-
-// mayHaveRun warns that a tools/call cut short may have run: the library
-// returns the bare context error, which does not say whether the request
-// had gone out.
-func (r *runner) mayHaveRun(what string) string {
-	if r.cfg.command != "call" || strings.HasPrefix(what, "connecting") {
-		return ""
-	}
-	return "; the call may or may not have run"
 }
 
 // compact returns a JSON text on one line, for -v.

@@ -119,6 +119,20 @@ func (p *Proc) Kill() error {
 	return p.signal(syscall.SIGKILL, 10*time.Second)
 }
 
+// Pause stops the process group with SIGSTOP, as a machine that hangs
+// would: it holds its connections open and answers nothing until [Proc.Resume].
+func (p *Proc) Pause() error { return p.send(syscall.SIGSTOP) }
+
+// Resume continues a process stopped by [Proc.Pause] with SIGCONT.
+func (p *Proc) Resume() error { return p.send(syscall.SIGCONT) }
+
+func (p *Proc) send(sig syscall.Signal) error {
+	if err := syscall.Kill(-p.Pid(), sig); err != nil {
+		return fmt.Errorf("signal %v to %s: %w", sig, p.Name, err)
+	}
+	return nil
+}
+
 // Stop sends SIGTERM to the process group, waits up to grace for the process
 // to exit, and kills it if it has not. It returns the process's exit error,
 // or an error if it had to be killed.

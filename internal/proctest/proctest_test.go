@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,4 +131,46 @@ func waitTrapped(t *testing.T, p *Proc) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestRedisCluster(t *testing.T) {
+	start := time.Now()
+	c := StartRedisCluster(t)
+	t.Logf("cluster of 6 ready in %v", time.Since(start))
+	ctx := t.Context()
+	primaries, err := c.Primaries(ctx)
+	if err != nil || len(primaries) != 3 {
+		t.Fatalf("Primaries = %q, %v; want 3", primaries, err)
+	}
+	promoted, took, err := c.KillPrimary(primaries[0], nil)
+	if err != nil {
+		t.Fatalf("KillPrimary(%s): %v", primaries[0], err)
+	}
+	t.Logf("%s killed, %s promoted in %v", primaries[0], promoted, took)
+	after, err := c.Primaries(ctx)
+	if err != nil || len(after) != 3 || slices.Contains(after, primaries[0]) || !slices.Contains(after, promoted) {
+		t.Errorf("Primaries after the kill = %q, %v; want 3, with %s and without %s", after, err, promoted, primaries[0])
+	}
+	if err := c.Restart(primaries[0]); err != nil {
+		t.Fatalf("Restart(%s): %v", primaries[0], err)
+	}
+	if replicas, err := c.ReplicasOf(ctx, promoted); err != nil || len(replicas) != 1 || replicas[0].Addr != primaries[0] {
+		t.Errorf("replicas of %s after the restart = %v, %v; want %s", promoted, replicas, err, primaries[0])
+	}
+}
+
+func TestRedisSentinel(t *testing.T) {
+	start := time.Now()
+	s := StartRedisSentinel(t)
+	t.Logf("sentinel deployment ready in %v", time.Since(start))
+	ctx := t.Context()
+	old, err := s.Primary(ctx)
+	if err != nil || old != s.Servers[0].Addr {
+		t.Fatalf("Primary = %q, %v; want %s", old, err, s.Servers[0].Addr)
+	}
+	now, took, err := s.KillPrimary(nil)
+	if err != nil || now != s.Servers[1].Addr {
+		t.Fatalf("KillPrimary = %q, %v; want the replica %s promoted", now, err, s.Servers[1].Addr)
+	}
+	t.Logf("failover took %v", took)
 }

@@ -17,6 +17,9 @@ type RedisOptions struct {
 	// [Redis.Restart], even after SIGKILL. Default false: nothing is ever
 	// written to disk.
 	Persist bool
+
+	// Args are extra redis-server arguments ("--name", "value", ...).
+	Args []string
 }
 
 // Redis is a redis-server started by [StartRedis]. Kill and Restart must
@@ -38,12 +41,18 @@ const readyTimeout = 10 * time.Second
 // fails it under CI=true, see [Binary]). The server is killed when t ends.
 func StartRedis(t testing.TB, opts *RedisOptions) *Redis {
 	t.Helper()
+	return startRedis(t, opts, FreePort)
+}
+
+// startRedis is StartRedis with the port chosen by port.
+func startRedis(t testing.TB, opts *RedisOptions, port func(testing.TB) int) *Redis {
+	t.Helper()
 	path := Binary(t, "redis-server")
 	dir := t.TempDir()
 	var lastErr error
 	// A port chosen free can be taken before redis binds it: try a few.
 	for range 5 {
-		port := FreePort(t)
+		port := port(t)
 		r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), t: t, path: path}
 		r.args = []string{
 			"--port", itoa(port), "--bind", "127.0.0.1",
@@ -52,6 +61,9 @@ func StartRedis(t testing.TB, opts *RedisOptions) *Redis {
 		}
 		if opts != nil && opts.Persist {
 			r.args = append(r.args, "--appendonly", "yes", "--appendfsync", "always")
+		}
+		if opts != nil {
+			r.args = append(r.args, opts.Args...)
 		}
 		r.proc = Start(t, "redis-server "+r.Addr, path, r.args...)
 		if lastErr = r.waitReady(); lastErr == nil {

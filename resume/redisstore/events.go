@@ -35,6 +35,12 @@ type EventOptions struct {
 	// one POST's response (its progress notifications, server-to-client
 	// requests and its result) or the standalone GET stream.
 	MaxEventsPerStream int
+
+	// FailoverWait is [Options.FailoverWait] for the event store: on a
+	// cluster client, how long an operation keeps trying while it fails
+	// without having reached a server. Zero means [DefaultFailoverWait]
+	// (5s); negative never waits.
+	FailoverWait time.Duration
 }
 
 // EventStore is an mcp.EventStore in Redis, shared by every replica of a
@@ -47,22 +53,26 @@ type EventOptions struct {
 //
 // A stream's events are a Redis list,
 //
-//	mcp:events:{session}:{stream}
+//	mcpkit:{s:<session>}:ev:<stream>
 //
 // with the number of events dropped from its head at
-// mcp:events-dropped:{session}:{stream}, and each session's streams in
-// the set mcp:events-streams:{session}. Every key expires [EventOptions.TTL]
-// after the last write to it; a stream keeps at most
-// [EventOptions.MaxEventsPerStream] events (the oldest go first), each as
-// large as the message it carries. SessionClosed (a client's DELETE through
-// replica.Handler) removes them all at once. Appends and replays are single
-// Lua scripts, atomic in Redis; as for [Store], use a single Redis or a
-// Sentinel-managed primary, not a cluster.
+// mcpkit:{s:<session>}:evdrop:<stream>, and each session's streams in the
+// set mcpkit:{s:<session>}:streams: the hash tag of the session's values
+// (see the package doc), so a session's events share its slot on a
+// cluster. Every key expires [EventOptions.TTL] after the last write to
+// it; a stream keeps at most [EventOptions.MaxEventsPerStream] events (the
+// oldest go first), each as large as the message it carries. SessionClosed
+// (a client's DELETE through replica.Handler) removes them all at once.
+// Appends and replays are single Lua scripts, atomic in Redis, that name
+// every key they touch; they work on a single Redis, under Sentinel and on
+// a cluster.
 //
 // An EventStore is safe for concurrent use by many goroutines and, through
 // Redis, by many processes. It does not own the client.
 type EventStore struct {
 	rdb       redis.UniversalClient
+	cluster   *redis.ClusterClient // rdb, when it is a cluster client
+	wait      time.Duration        // FailoverWait
 	ttl       time.Duration
 	maxEvents int
 	append    *redis.Script
@@ -93,6 +103,13 @@ func NewEventStore(rdb redis.UniversalClient, opts *EventOptions) (*EventStore, 
 		after:     redis.NewScript(afterEventSrc),
 		closed:    redis.NewScript(closeSessionSrc),
 	}
+	s.cluster, _ = rdb.(*redis.ClusterClient)
+	switch {
+	case o.FailoverWait == 0:
+		s.wait = DefaultFailoverWait
+	case o.FailoverWait > 0:
+		s.wait = o.FailoverWait
+	}
 	if s.ttl <= 0 {
 		s.ttl = replica.DefaultTTL
 	}
@@ -101,10 +118,6 @@ func NewEventStore(rdb redis.UniversalClient, opts *EventOptions) (*EventStore, 
 	}
 	return s, nil
 }
-
-func eventsKey(session, stream string) string  { return "mcp:events:" + session + ":" + stream }
-func droppedKey(session, stream string) string { return "mcp:events-dropped:" + session + ":" + stream }
-func streamsKey(session string) string         { return "mcp:events-streams:" + session }
 
 // checkIDs refuses IDs that could make one stream's keys another's.
 func checkIDs(session, stream string) error {
@@ -123,10 +136,15 @@ func (s *EventStore) Open(ctx context.Context, session, stream string) error {
 	if err := checkIDs(session, stream); err != nil {
 		return err
 	}
-	pipe := s.rdb.TxPipeline()
-	pipe.SAdd(ctx, streamsKey(session), stream)
-	pipe.PExpire(ctx, streamsKey(session), s.ttl)
-	if _, err := pipe.Exec(ctx); err != nil {
+	err := rideOut(ctx, s.cluster, s.wait, func() error {
+		pipe := s.rdb.TxPipeline()
+		pipe.SAdd(ctx, streamsKey(session), stream)
+		pipe.PExpire(ctx, streamsKey(session), s.ttl)
+		_, err := pipe.Exec(ctx)
+		return err
+	})
+	if err != nil {
+		reloadOnFailure(s.cluster, err)
 		return fmt.Errorf("redisstore: opening stream %q of session %s: %w", stream, session, err)
 	}
 	return nil
@@ -139,8 +157,11 @@ func (s *EventStore) Append(ctx context.Context, session, stream string, data []
 		return err
 	}
 	keys := []string{eventsKey(session, stream), droppedKey(session, stream), streamsKey(session)}
-	err := s.append.Run(ctx, s.rdb, keys, data, s.ttl.Milliseconds(), s.maxEvents, stream).Err()
+	err := rideOut(ctx, s.cluster, s.wait, func() error {
+		return s.append.Run(ctx, s.rdb, keys, data, s.ttl.Milliseconds(), s.maxEvents, stream).Err()
+	})
 	if err != nil {
+		reloadOnFailure(s.cluster, err)
 		return fmt.Errorf("redisstore: appending to stream %q of session %s: %w", stream, session, err)
 	}
 	return nil
@@ -157,8 +178,13 @@ func (s *EventStore) After(ctx context.Context, session, stream string, index in
 			return
 		}
 		keys := []string{eventsKey(session, stream), droppedKey(session, stream), streamsKey(session)}
-		res, err := s.after.Run(ctx, s.rdb, keys, index, stream).Slice()
+		var res []any
+		err := rideOut(ctx, s.cluster, s.wait, func() (err error) {
+			res, err = s.after.Run(ctx, s.rdb, keys, index, stream).Slice()
+			return err
+		})
 		if err != nil {
+			reloadOnFailure(s.cluster, err)
 			yield(nil, fmt.Errorf("redisstore: reading stream %q of session %s after %d: %w", stream, session, index, err))
 			return
 		}
@@ -188,13 +214,30 @@ func (s *EventStore) After(ctx context.Context, session, stream string, index in
 }
 
 // SessionClosed implements mcp.EventStore: it removes every stream of
-// session. Closing an unknown session is not an error.
+// session. Closing an unknown session is not an error. It reads the list of
+// streams, then one script deletes them and drops them from the list (a
+// stream opened in between outlives the close until its TTL).
 func (s *EventStore) SessionClosed(ctx context.Context, session string) error {
 	if err := replica.ValidateSessionID(session); err != nil {
 		return fmt.Errorf("redisstore: event store: %w", err)
 	}
-	err := s.closed.Run(ctx, s.rdb, []string{streamsKey(session)}, "mcp:events:"+session+":", "mcp:events-dropped:"+session+":").Err()
+	var streams []string
+	err := rideOut(ctx, s.cluster, s.wait, func() (err error) {
+		streams, err = s.rdb.SMembers(ctx, streamsKey(session)).Result()
+		return err
+	})
+	if err == nil && len(streams) > 0 {
+		keys := make([]string, 0, 1+2*len(streams))
+		keys = append(keys, streamsKey(session))
+		args := make([]any, 0, len(streams))
+		for _, st := range streams {
+			keys = append(keys, eventsKey(session, st), droppedKey(session, st))
+			args = append(args, st)
+		}
+		err = rideOut(ctx, s.cluster, s.wait, func() error { return s.closed.Run(ctx, s.rdb, keys, args...).Err() })
+	}
 	if err != nil {
+		reloadOnFailure(s.cluster, err)
 		return fmt.Errorf("redisstore: closing the streams of session %s: %w", session, err)
 	}
 	return nil
@@ -238,13 +281,13 @@ table.insert(out, 1, 1)
 return out
 `
 
-// closeSessionSrc deletes every stream of a session.
-// KEYS: streams set. ARGV: events key prefix, dropped key prefix.
+// closeSessionSrc deletes the given streams of a session.
+// KEYS: streams set, then the events list and dropped counter of each
+// stream. ARGV: the stream IDs, in KEYS order.
 const closeSessionSrc = `
-local streams = redis.call('SMEMBERS', KEYS[1])
-for _, s in ipairs(streams) do
-  redis.call('DEL', ARGV[1] .. s, ARGV[2] .. s)
+for i = 2, #KEYS do
+  redis.call('DEL', KEYS[i])
 end
-redis.call('DEL', KEYS[1])
-return #streams
+redis.call('SREM', KEYS[1], unpack(ARGV))
+return #ARGV
 `

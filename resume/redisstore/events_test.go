@@ -83,11 +83,11 @@ func TestEventRetention(t *testing.T) {
 	if diff := cmp.Diff([]string{"2", "3", "4"}, got); diff != "" {
 		t.Errorf("After(1) (-want +got):\n%s", diff)
 	}
-	if n, err := rdb.LLen(ctx, "mcp:events:S1:st").Result(); err != nil || n != 3 {
+	if n, err := rdb.LLen(ctx, "mcpkit:{s:S1}:ev:st").Result(); err != nil || n != 3 {
 		t.Errorf("LLEN of the stream = %d, %v; want 3 (bounded)", n, err)
 	}
 	// Every key of the session expires.
-	for _, key := range []string{"mcp:events:S1:st", "mcp:events-dropped:S1:st", "mcp:events-streams:S1"} {
+	for _, key := range []string{"mcpkit:{s:S1}:ev:st", "mcpkit:{s:S1}:evdrop:st", "mcpkit:{s:S1}:streams"} {
 		pttl, err := rdb.PTTL(ctx, key).Result()
 		if err != nil || pttl <= 0 || pttl > ttl {
 			t.Errorf("PTTL(%s) = %v, %v; want in (0, %v]", key, pttl, err, ttl)

@@ -3,7 +3,9 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -62,11 +64,35 @@ func TestContract(t *testing.T) {
 		return newStore(t, rdb, &redisstore.Options{DefaultTTL: time.Hour})
 	}, &storetest.Options{TimeUnit: 200 * time.Millisecond})
 
-	// Nothing in the whole suite walked the keyspace.
+	// Nothing in the whole suite walked the keyspace, and every script
+	// touched one slot (a cluster would have refused it).
 	for _, name := range []string{"keys", "scan"} {
 		if n := log.count(name); n != 0 {
 			t.Errorf("%s commands sent = %d, want 0", strings.ToUpper(name), n)
 		}
+	}
+	if log.count("evalsha") == 0 {
+		t.Error("no EVALSHA recorded: the cross-slot check saw nothing")
+	}
+	for _, bad := range log.crossSlot() {
+		t.Error(bad)
+	}
+}
+
+// TestContractPythonLayout runs the Store contract on the Python
+// reference layout, with and without the SCAN for unindexed keys.
+func TestContractPythonLayout(t *testing.T) {
+	srv := proctest.StartRedis(t, nil)
+	rdb, _ := newClient(t, srv)
+	for _, scan := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ScanUnindexed=%v", scan), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) replica.Store {
+				if err := rdb.FlushDB(t.Context()).Err(); err != nil {
+					t.Fatalf("FLUSHDB: %v", err)
+				}
+				return newStore(t, rdb, &redisstore.Options{DefaultTTL: time.Hour, Layout: redisstore.LayoutPython, ScanUnindexed: scan})
+			}, &storetest.Options{TimeUnit: 200 * time.Millisecond})
+		})
 	}
 }
 
@@ -82,14 +108,17 @@ func TestLayout(t *testing.T) {
 	if err := s.Set(ctx, "S1", "notes:1", []byte(`["a"]`), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := rdb.Get(ctx, "mcp:session:S1:counter").Result()
+	raw, err := rdb.Get(ctx, "mcpkit:{s:S1}:v:counter").Result()
 	if err != nil || raw != "3" {
-		t.Errorf("GET mcp:session:S1:counter = %q, %v; want \"3\" (the reference layout, a plain string)", raw, err)
+		t.Errorf("GET mcpkit:{s:S1}:v:counter = %q, %v; want \"3\" (the cluster layout, a plain string)", raw, err)
 	}
-	if got := redisstore.Key("S1", "notes:1"); got != "mcp:session:S1:notes:1" {
+	if got := redisstore.Key("S1", "notes:1"); got != "mcpkit:{s:S1}:v:notes:1" {
 		t.Errorf("Key = %q", got)
 	}
-	ttl := rdb.PTTL(ctx, "mcp:session:S1:counter").Val()
+	if got := s.Layout().Key("S1", "notes:1"); got != redisstore.Key("S1", "notes:1") {
+		t.Errorf("default Layout().Key = %q, want the package's Key", got)
+	}
+	ttl := rdb.PTTL(ctx, "mcpkit:{s:S1}:v:counter").Val()
 	if ttl <= 29*time.Minute || ttl > 30*time.Minute {
 		t.Errorf("PTTL of a value written with the default TTL = %v, want about 30m", ttl)
 	}
@@ -98,7 +127,7 @@ func TestLayout(t *testing.T) {
 	}
 
 	index := redisstore.IndexKey("S1")
-	if index != "mcp:session-index:S1" {
+	if index != "mcpkit:{s:S1}:index" {
 		t.Errorf("IndexKey = %q", index)
 	}
 	members := rdb.SMembers(ctx, index).Val()
@@ -110,11 +139,23 @@ func TestLayout(t *testing.T) {
 	if ttl := rdb.PTTL(ctx, index).Val(); ttl <= 29*time.Minute {
 		t.Errorf("PTTL of the index = %v, want about 30m", ttl)
 	}
-	// Only the values match the layout a Python server scans.
-	matched := rdb.Keys(ctx, "mcp:session:*:*").Val()
-	slices.Sort(matched)
-	if diff := cmp.Diff([]string{"mcp:session:S1:counter", "mcp:session:S1:notes:1"}, matched); diff != "" {
-		t.Errorf("keys matching mcp:session:*:* (-want +got):\n%s", diff)
+	// The record that replica.Handler keeps of an adopted session, in a
+	// store session of its own, lives in the session's slot, apart from
+	// its values.
+	if err := s.Set(ctx, "mcpkit-session-S1", "mcpkit.session", []byte("rec"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := redisstore.Key("mcpkit-session-S1", "mcpkit.session"); got != "mcpkit:{s:S1}:mcpkit-session-S1:v:mcpkit.session" {
+		t.Errorf("Key of the record = %q", got)
+	}
+	if keys, err := s.Keys(ctx, "S1"); err != nil || slices.Contains(keys, "mcpkit.session") {
+		t.Errorf("Keys(S1) = %q, %v; want the session's own keys only", keys, err)
+	}
+	// Every key of the session is in one slot.
+	for _, k := range rdb.Keys(ctx, "*").Val() {
+		if slot, want := keySlot(t, rdb, k), keySlot(t, rdb, index); slot != want {
+			t.Errorf("key %s is in slot %d, the index in %d", k, slot, want)
+		}
 	}
 
 	if err := s.Delete(ctx, "S1", "counter"); err != nil {
@@ -150,7 +191,7 @@ func TestPythonInterop(t *testing.T) {
 	// pattern would catch.
 	rdb.Set(ctx, "mcp:session:PY10:counter", "7", time.Hour)
 
-	indexed := newStore(t, rdb, nil)
+	indexed := newStore(t, rdb, &redisstore.Options{Layout: redisstore.LayoutPython})
 	if v, ok, err := indexed.Get(ctx, "PY1", "counter"); err != nil || !ok || string(v) != "5" {
 		t.Errorf("Get of a Python value = %q, %v, %v; want 5", v, ok, err)
 	}
@@ -164,7 +205,7 @@ func TestPythonInterop(t *testing.T) {
 		t.Errorf("SCAN sent without ScanUnindexed: %d times", n)
 	}
 
-	scanning := newStore(t, rdb, &redisstore.Options{ScanUnindexed: true})
+	scanning := newStore(t, rdb, &redisstore.Options{Layout: redisstore.LayoutPython, ScanUnindexed: true})
 	keys, err := scanning.Keys(ctx, "PY1")
 	slices.Sort(keys)
 	if err != nil || !slices.Equal(keys, []string{"counter", "notes"}) {
@@ -203,7 +244,7 @@ func TestInvalidSession(t *testing.T) {
 	srv := proctest.StartRedis(t, nil)
 	rdb, log := newClient(t, srv)
 	ctx := t.Context()
-	s := newStore(t, rdb, &redisstore.Options{ScanUnindexed: true})
+	s := newStore(t, rdb, &redisstore.Options{Layout: redisstore.LayoutPython, ScanUnindexed: true})
 	for _, id := range []string{"", "a:b", "*", "AB?", "[A]", "a b"} {
 		calls := map[string]error{
 			"Get": func() error { _, _, err := s.Get(ctx, id, "k"); return err }(),
@@ -352,8 +393,36 @@ func TestNew(t *testing.T) {
 		t.Errorf("New(MaxUpdateAttempts: -1) = %v, want an error naming the field", err)
 	}
 	s, err := redisstore.New(rdb, &redisstore.Options{DefaultTTL: time.Minute})
-	if err != nil || s.DefaultTTL() != time.Minute {
-		t.Errorf("New(DefaultTTL: 1m) = %v, DefaultTTL %v", err, s.DefaultTTL())
+	if err != nil || s.DefaultTTL() != time.Minute || s.Layout() != redisstore.LayoutCluster {
+		t.Errorf("New(DefaultTTL: 1m) = %v, DefaultTTL %v, Layout %v; want 1m and LayoutCluster", err, s.DefaultTTL(), s.Layout())
+	}
+	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+	defer cluster.Close()
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1"}})
+	defer ring.Close()
+	for _, tc := range []struct {
+		name string
+		rdb  redis.UniversalClient
+		opts redisstore.Options
+		want string
+	}{
+		{"unknown layout", rdb, redisstore.Options{Layout: 7}, "Options.Layout is Layout(7)"},
+		{"Python layout on a cluster", cluster, redisstore.Options{Layout: redisstore.LayoutPython}, "cluster client needs LayoutCluster"},
+		{"scan without the Python layout", rdb, redisstore.Options{ScanUnindexed: true}, "ScanUnindexed needs Options.Layout LayoutPython"},
+		{"negative acks", rdb, redisstore.Options{ReplicaAcks: -1}, "ReplicaAcks is -1"},
+		{"acks on a ring", ring, redisstore.Options{ReplicaAcks: 1}, "ReplicaAcks needs a *redis.Client or *redis.ClusterClient"},
+	} {
+		if _, err := redisstore.New(tc.rdb, &tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%s) = %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+	for _, opts := range []redisstore.Options{{}, {ReplicaAcks: 1}} {
+		if _, err := redisstore.New(cluster, &opts); err != nil {
+			t.Errorf("New(cluster client, %+v) = %v, want no error", opts, err)
+		}
+	}
+	if _, err := redisstore.New(rdb, &redisstore.Options{Layout: redisstore.LayoutPython, ScanUnindexed: true, ReplicaAcks: 1}); err != nil {
+		t.Errorf("New(one Redis, LayoutPython, ScanUnindexed, ReplicaAcks 1) = %v, want no error", err)
 	}
 }
 
@@ -384,8 +453,11 @@ func (l *commandLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 func (l *commandLog) record(cmd redis.Cmder) {
 	var args []string
 	for _, a := range cmd.Args() {
-		if s, ok := a.(string); ok {
-			args = append(args, s)
+		switch a := a.(type) {
+		case string:
+			args = append(args, a)
+		case int, int64:
+			args = append(args, fmt.Sprint(a))
 		}
 	}
 	l.mu.Lock()
@@ -412,4 +484,68 @@ func (l *commandLog) total() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.cmds)
+}
+
+// keySlot is the Redis Cluster hash slot of key: CRC16 (XMODEM) of its
+// hash tag (the first non-empty {...}), or of the whole key, modulo 16384.
+func keySlot(_ *testing.T, _ redis.UniversalClient, key string) int { return slotOf(key) }
+
+func slotOf(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for i := 0; i < len(key); i++ {
+		crc ^= uint16(key[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % 16384
+}
+
+// crossSlot returns, for each script call that l recorded (EVAL, EVALSHA),
+// a description of those whose KEYS are not all in one slot.
+func (l *commandLog) crossSlot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var bad []string
+	for _, c := range l.cmds {
+		if len(c) < 3 || (strings.ToLower(c[0]) != "eval" && strings.ToLower(c[0]) != "evalsha") {
+			continue
+		}
+		n, err := strconv.Atoi(c[2])
+		if err != nil || 3+n > len(c) {
+			bad = append(bad, fmt.Sprintf("unparsable script call %q", c))
+			continue
+		}
+		if n == 0 {
+			bad = append(bad, fmt.Sprintf("script call without keys %q", c))
+			continue
+		}
+		for _, k := range c[4 : 3+n] {
+			if slotOf(k) != slotOf(c[3]) {
+				bad = append(bad, fmt.Sprintf("keys %q and %q in one script call", c[3], k))
+			}
+		}
+	}
+	return bad
+}
+
+func TestSlotOf(t *testing.T) {
+	// Slots Redis gives these keys (CLUSTER KEYSLOT).
+	for key, want := range map[string]int{"foo": 12182, "bar": 5061, "{foo}:x": 12182, "a{}{foo}": slotOf("a{}{foo}"), "mcpkit:{s:S1}:index": slotOf("s:S1")} {
+		if got := slotOf(key); got != want {
+			t.Errorf("slotOf(%q) = %d, want %d", key, got, want)
+		}
+	}
+	if slotOf("a{}{foo}") == 12182 {
+		t.Error("slotOf hashed the second {...} of a key whose first is empty")
+	}
 }

@@ -27,7 +27,7 @@ import (
 //
 // Tool handlers must not write this key: it starts with [ReservedPrefix],
 // which [Values] refuses with [ErrReservedKey]. It is stored like any other
-// key (in the Redis layout, mcp:session:{id}:mcpkit.owner).
+// key (in the default Redis layout, mcpkit:{s:<id>}:v:mcpkit.owner).
 const OwnerKey = ReservedPrefix + "owner"
 
 // ReservedPrefix starts every key that the server half keeps in a session

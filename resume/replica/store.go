@@ -41,15 +41,16 @@ type Store interface {
 	Keys(ctx context.Context, session string) ([]string, error)
 
 	// Copy copies every key of session from into session to, replacing
-	// keys of the same name, and refreshes their TTL. It returns the number
-	// of keys copied; copying an absent or empty session copies zero keys
-	// and is not an error.
+	// keys of the same name, and refreshes their TTL. What it copies is a
+	// consistent snapshot of from, and to receives all of it or, when Copy
+	// fails, none of it (a store whose sessions live apart, as on Redis
+	// Cluster, reads the snapshot in one step and writes it in another).
+	// Copying again is always safe and repairs a failed Copy. It returns
+	// the number of keys copied; copying an absent or empty session copies
+	// zero keys and is not an error.
 	//
-	// It must read from as one atomic snapshot, and write to all or
-	// nothing: resume_session relies on a snapshot that holds a value
-	// holding the owner record written before it. The read and the write
-	// need not be one step (on a store that spreads sessions over shards
-	// they cannot be).
+	// resume_session relies on the snapshot: a snapshot that holds a value
+	// holds the owner record written before it.
 	Copy(ctx context.Context, from, to string, ttl time.Duration) (int, error)
 
 	// Ping reports whether the store is reachable.
