@@ -168,7 +168,13 @@ func TestLayout(t *testing.T) {
 	if err := s.Set(ctx, "S1", "brief", []byte("x"), 50*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Wait on the expiry itself (Redis expires the key), bounded.
+	for deadline := time.Now().Add(10 * time.Second); rdb.Exists(ctx, s.Layout().Key("S1", "brief")).Val() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("a value written with a 50ms TTL still exists 10s later")
+		}
+		time.Sleep(10 * time.Millisecond) // a bounded poll of Redis
+	}
 	keys, err := s.Keys(ctx, "S1")
 	if err != nil || !slices.Equal(keys, []string{"notes:1"}) {
 		t.Errorf("Keys after expiry = %q, %v; want [notes:1]", keys, err)

@@ -216,12 +216,7 @@ func TestDedupReplayWaitsForFirst(t *testing.T) {
 		results[0], errs[0] = a.CallTool(ctx, keyed("slow", "k", nil))
 	}()
 	// Wait until the first call holds the key, then replay it.
-	for {
-		if _, ok, _ := d.store.Get(ctx, namespace("lineage", a.ID()), "idem:k"); ok {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitClaimed(t, d.store, namespace("lineage", a.ID()))
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -256,12 +251,7 @@ func TestDedupInProgress(t *testing.T) {
 		_, err := cs.CallTool(ctx, keyed("slow", "k", nil))
 		done <- err
 	}()
-	for {
-		if _, ok, _ := d.store.Get(ctx, namespace("lineage", cs.ID()), "idem:k"); ok {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitClaimed(t, d.store, namespace("lineage", cs.ID()))
 	_, err := cs.CallTool(ctx, keyed("slow", "k", nil))
 	var we *jsonrpc.Error
 	if !errors.As(err, &we) || we.Code != resume.CodeInProgress {
@@ -557,5 +547,21 @@ func TestExactlyOnceStateless(t *testing.T) {
 	}
 	if res.Meta[resume.ReplayedMeta] == true || runOf(t, res) != increments+1 {
 		t.Errorf("bob's call with alice's key = run %d (replayed %v), want a run of its own, %d", runOf(t, res), res.Meta[resume.ReplayedMeta], increments+1)
+	}
+}
+
+// waitClaimed waits, for at most 10s, until the first execution of the
+// call keyed "k" holds its claim in namespace ns.
+func waitClaimed(t *testing.T, store Store, ns string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok, _ := store.Get(context.Background(), ns, "idem:k"); ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first execution held no claim within 10s")
+		}
+		time.Sleep(time.Millisecond) // a bounded poll of the store
 	}
 }
