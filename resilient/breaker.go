@@ -30,13 +30,14 @@ import (
 // with one trial request. Only the client's prober (the reconnect
 // goroutine, the one dialler) ever takes that trial: users' calls are
 // counted while it is closed and never asked for a slot otherwise, so
-// none of them is a trial request. Two small parts stay the client's own,
+// none of them is a trial request. Two small parts are the client's own,
 // because gobreaker cannot express them: the prober's pacing (the jitter
-// of each period, and its optional doubling up to MaxOpenTimeout; gobreaker's
-// period is fixed, so it is set to the shortest jittered period and the
-// prober waits the rest), and closing the breaker when a reconnect that
-// started while it was closed succeeds after it opened (gobreaker closes
-// only through a trial; the client then starts a fresh one, closed).
+// of each period, and its optional doubling up to MaxOpenTimeout;
+// gobreaker's period is fixed, so it is set to the shortest jittered
+// period and the prober waits the rest), and closing the breaker when a
+// reconnect that started while it was closed succeeds after it opened
+// (gobreaker closes only through a trial; the client then starts a fresh
+// one, closed).
 
 // BreakerState is the state of a client's circuit breaker, as events
 // ([EventBreakerStateChanged]) and [Stats] report it.

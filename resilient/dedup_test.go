@@ -16,8 +16,9 @@ import (
 	"github.com/mcpkit/resilience/retry"
 )
 
-// With a deduplicating server, the answer lost after increment_counter ran
-// is no longer a dilemma: the replay returns the single execution's result.
+// With a deduplicating server, an answer lost after increment_counter ran
+// is not a dilemma (compare TestDropAfterToolRan): the replay returns the
+// single execution's result.
 func TestDedupDropAfterToolRan(t *testing.T) {
 	cl := startCluster(t, &testserver.Options{Dedup: true})
 	c, _ := connect(t, cl, nil)

@@ -126,14 +126,14 @@
 // fixed and it closes only through a trial: the prober's pacing (each
 // period jittered, and doubled after a failed probe when
 // BreakerSettings.MaxOpenTimeout allows), and closing the breaker when a
-// reconnect that began while it was closed connects after it opened. [BreakerState] names its states in
-// events and [Stats]. Every re-send, replays included, is checked against a
-// retry budget shared by all calls (Options.Budget, a token bucket after
-// gRPC's retry throttling): each re-send that reached the server and failed
-// again costs a token, each success earns 0.1 back, and re-sends are
-// allowed while more than half remain. Failures to reach the server
-// (refused connections, 429, 503) cost no token: the breaker counts them,
-// and its one prober does the dialling.
+// reconnect that began while it was closed connects after it opened.
+// [BreakerState] names its states in events and [Stats]. Every re-send,
+// replays included, is checked against a retry budget shared by all calls
+// (Options.Budget, a token bucket after gRPC's retry throttling): each
+// re-send that reached the server and failed again costs a token, each
+// success earns 0.1 back, and re-sends are allowed while more than half
+// remain. Failures to reach the server (refused connections, 429, 503) cost
+// no token: the breaker counts them, and its one prober does the dialling.
 //
 // # Liveness
 //

@@ -14,7 +14,7 @@ import (
 	"github.com/mcpkit/resilience/retry"
 )
 
-// Done-when 1: ten increments on one session give 1..10 on one backend.
+// Ten increments on one session give 1..10 on one backend.
 func TestStickyHappyPath(t *testing.T) {
 	cl := startCluster(t, nil)
 	c, _ := connect(t, cl, nil)
@@ -35,8 +35,8 @@ func TestStickyHappyPath(t *testing.T) {
 	}
 }
 
-// Done-when 2: the sticky backend dies between calls; the next increment
-// continues the count on another backend after one reconnect and one resume.
+// When the sticky backend dies between calls, the next increment continues
+// the count on another backend after one reconnect and one resume.
 func TestKillStickyBackendBetweenCalls(t *testing.T) {
 	cl := startCluster(t, nil)
 	c, events := connect(t, cl, nil)
@@ -73,8 +73,8 @@ func TestKillStickyBackendBetweenCalls(t *testing.T) {
 	}
 }
 
-// Done-when 3: every way a server says "I lost your session" is recovered
-// the same way, and nothing runs twice.
+// Every way a server says "I lost your session" is recovered the same way,
+// and nothing runs twice.
 func TestSessionLostVariants(t *testing.T) {
 	for _, kind := range []testserver.FaultKind{
 		testserver.NotFoundPlain,
@@ -108,8 +108,8 @@ func TestSessionLostVariants(t *testing.T) {
 	}
 }
 
-// Done-when 4: the connection drops after increment_counter ran. The call
-// is not replayed (it would count twice): the caller learns the outcome is
+// When the connection drops after increment_counter ran, the call is not
+// replayed (it would count twice): the caller learns the outcome is
 // unknown, the counter advanced once, and the next call works on a new
 // session. The same fault on a read-only tool is replayed transparently.
 func TestDropAfterToolRan(t *testing.T) {
@@ -171,8 +171,8 @@ func TestDropBeforeToolRan(t *testing.T) {
 	}
 }
 
-// Done-when 5: 200 goroutines call while the sticky backend dies; every
-// read succeeds and the session is replaced exactly once.
+// When 200 goroutines call while the sticky backend dies, every read
+// succeeds and the session is replaced exactly once.
 func TestHerdOnDeadBackend(t *testing.T) {
 	cl := startCluster(t, nil)
 	c, _ := connect(t, cl, nil)
@@ -217,10 +217,10 @@ func TestHerdOnDeadBackend(t *testing.T) {
 	}
 }
 
-// Done-when 6: with every backend down calls fail within the policy's
-// bound; once the breaker is open they fail at once without reaching the
-// balancer; when the backends return and the breaker's timeout passes,
-// calls succeed on the resumed state.
+// With every backend down, calls fail within the policy's bound; once the
+// breaker is open they fail at once without reaching the balancer; when the
+// backends return and the breaker's timeout passes, calls succeed on the
+// resumed state.
 func TestAllBackendsDown(t *testing.T) {
 	cl := startCluster(t, nil)
 	p := fastPolicy
@@ -284,8 +284,8 @@ func TestAllBackendsDown(t *testing.T) {
 	}
 }
 
-// Done-when 7: a server without resume_session still serves the call after
-// a reconnect; the event says resume was skipped.
+// A server without resume_session still serves the call after a
+// reconnect; the event says resume was skipped.
 func TestServerWithoutResumeTool(t *testing.T) {
 	cl := startCluster(t, &testserver.Options{NoResumeTool: true})
 	c, events := connect(t, cl, nil)
@@ -336,8 +336,8 @@ func TestCallerCancellation(t *testing.T) {
 	}
 }
 
-// Done-when 9: calls after Close return ErrClosed; Close is idempotent;
-// TestMain's goleak check proves no goroutine outlives it.
+// Calls after Close return ErrClosed; Close is idempotent; TestMain's
+// goleak check proves no goroutine outlives it.
 func TestClose(t *testing.T) {
 	cl := startCluster(t, nil)
 	c, _ := connect(t, cl, nil)

@@ -18,8 +18,10 @@ import (
 
 // This file holds the methods of *mcp.ClientSession, each a thin shell over
 // run (call.go). Each attempt gets its own copy of the params: the SDK
-// writes into them (research §0.7), and a replay must not carry the old
-// session's additions.
+// writes into them (go-sdk v1.8.0 sets a nil CallToolParams.Arguments to an
+// empty map and, under protocol 2026-07-28, adds protocolVersion,
+// clientInfo and clientCapabilities to _meta), and a replay must not carry
+// the old session's additions.
 
 // CallTool calls a tool; see [mcp.ClientSession.CallTool]. A tool's own
 // failure (a result with IsError) is a result, never retried. A call whose
@@ -49,9 +51,8 @@ func (c *Client) CallTool(ctx context.Context, params *mcp.CallToolParams) (*mcp
 	return run(ctx, c, op{method: engine.MethodCallTool, tool: params.Name, key: key},
 		func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta) (*mcp.CallToolResult, error) {
 			p := params
-			// The SDK writes into the params (research §0.7): Arguments
-			// when nil, _meta under 2026-07-28. Copy only then, or to add
-			// to _meta.
+			// The SDK writes into the params: Arguments when nil, _meta
+			// under 2026-07-28. Copy only then, or to add to _meta.
 			if add || meta != nil || p.Arguments == nil || c.writesMeta {
 				p = cloneParams(params)
 				p.Meta = withMeta(p.Meta, meta)
@@ -237,10 +238,9 @@ func runErr(ctx context.Context, c *Client, method string, f func(context.Contex
 }
 
 // sendable returns params as an attempt may send them: the SDK writes
-// _meta into the params of every request under 2026-07-28 (research §0.7),
-// so then each attempt gets its own copy; under earlier versions it writes
-// nothing but CallTool's Arguments (see CallTool), and params is sent as it
-// is.
+// _meta into the params of every request under 2026-07-28, so then each
+// attempt gets its own copy; under earlier versions it writes nothing but
+// CallTool's Arguments (see CallTool), and params is sent as it is.
 func sendable[P any, PP interface {
 	*P
 	mcp.Params

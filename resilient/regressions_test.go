@@ -15,11 +15,11 @@ import (
 	"github.com/mcpkit/resilience/retry"
 )
 
-// Regression tests for the defects listed in the call-loop issue; each
-// failed on the loop it replaced.
+// Regression tests for the call loop: each guards a property that a change
+// to the loop could silently break.
 
-// Defect 3: an OnEvent that calls Close when it sees EventReconnected hung
-// both the call that caused the reconnect and Close.
+// An OnEvent that calls Close when it sees EventReconnected must not hang
+// either the call that caused the reconnect or Close.
 func TestOnEventMayClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newFlakyServer()
@@ -48,8 +48,8 @@ func TestOnEventMayClose(t *testing.T) {
 	})
 }
 
-// Defect 4: an OnEvent that calls the client when the breaker closes
-// waited on the reconnect it was blocking.
+// An OnEvent that calls the client when the breaker closes must not wait
+// on the reconnect it is blocking.
 func TestOnEventCallsOnBreakerClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newFlakyServer()
@@ -95,8 +95,8 @@ func (r ctxRecorder) Connect(ctx context.Context) (mcp.Connection, error) {
 	return r.Transport.Connect(ctx)
 }
 
-// Defect 5: the context of every session outlived it (one leaked per
-// reconnect).
+// The context of a session must end with it, so that reconnects leak no
+// contexts.
 func TestReplacedSessionReleasesItsContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newFlakyServer()
@@ -159,7 +159,7 @@ func (t failingCloseTransport) Connect(ctx context.Context) (mcp.Connection, err
 	return failingClose{conn}, nil
 }
 
-// Defect 6: Close never returned the error of closing a live session.
+// Close must return the error of closing a live session.
 func TestCloseReturnsLiveSessionError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newFlakyServer()
@@ -175,8 +175,8 @@ func TestCloseReturnsLiveSessionError(t *testing.T) {
 	})
 }
 
-// Defect 8: a per-call override (and an idempotency key) on a context
-// silently covered every later call made with it.
+// A per-call override (and an idempotency key) on a context must cover one
+// call only, not silently every later call made with it.
 func TestOverridesApplyToOneCall(t *testing.T) {
 	cl := startCluster(t, &testserver.Options{Dedup: true})
 	c, _ := connect(t, cl, nil)
@@ -201,8 +201,8 @@ func TestOverridesApplyToOneCall(t *testing.T) {
 	}
 }
 
-// Defect 9: replays after a reconnect did not spend from the retry budget,
-// so a balancer that keeps losing sessions looped every caller.
+// Replays after a reconnect must spend from the retry budget, or a
+// balancer that keeps losing sessions would loop every caller.
 func TestReplaysSpendTheBudget(t *testing.T) {
 	cl := startCluster(t, nil)
 	c, _ := connect(t, cl, &resilient.Options{
@@ -225,9 +225,9 @@ func TestReplaysSpendTheBudget(t *testing.T) {
 	}
 }
 
-// Defect 10: nothing proved the mechanism that tells "this call's own
-// request was refused" from "it may have run". A slow_increment still
-// running when another request's 404 kills the connection gets the same
+// This test proves the mechanism that tells "this call's own request was
+// refused" from "it may have run". A slow_increment still running when
+// another request's 404 kills the connection gets the same
 // ErrSessionMissing as the refused request; only the transport's evidence
 // tells them apart. (Breaking probe.evidence makes this test fail.)
 func TestOwnRequestEvidence(t *testing.T) {

@@ -110,9 +110,9 @@ type result struct {
 	at  time.Time
 }
 
-// TestRestartRideThrough is done-when 1 of the call-loop issue, with the
-// default Options and a simulated clock: the only server is killed and
-// back after 2s and after 10s. A read in flight is replayed, a write
+// TestRestartRideThrough proves that the client rides through a restart of
+// its only server, with the default Options and a simulated clock: the
+// server is killed and back after 2s and after 10s. A read in flight is replayed, a write
 // issued while the server is down runs exactly once, and a write in flight
 // ends in ErrOutcomeUnknown having run at most once.
 func TestRestartRideThrough(t *testing.T) {

@@ -12,9 +12,8 @@ import (
 )
 
 // sessionState is what the server keeps per session and loses with it,
-// which the client re-applies after a reconnect (research §7). Roots,
-// handlers and middleware live on the mcp.Client and carry over by
-// themselves.
+// which the client re-applies after a reconnect. Roots, handlers and
+// middleware live on the mcp.Client and carry over by themselves.
 type sessionState struct {
 	logLevel mcp.LoggingLevel    // last level set; "" when never set
 	subs     map[string]struct{} // subscribed resource URIs

@@ -100,9 +100,9 @@ func Classify(err error) Class {
 
 // classifyText holds every decision made from error text. The go-sdk
 // reports HTTP statuses, other SDKs' session-lost bodies and stream
-// terminations only as strings (no type or sentinel carries them: see
-// shared/research/go-sdk-v1.8-facts.md §3), so this is the one place that
-// matches text; each string has its own test case.
+// terminations only as strings (in go-sdk v1.8.0 they are part of an
+// error's message; no type or sentinel carries them), so this is the one
+// place that matches text; each string has its own test case.
 func classifyText(msg string) (Class, bool) {
 	lower := strings.ToLower(msg)
 	switch {

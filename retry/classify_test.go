@@ -17,9 +17,9 @@ import (
 	"github.com/mcpkit/resilience/retry"
 )
 
-// The errors below are built the way go-sdk v1.8.0 builds them (see
-// shared/research/go-sdk-v1.8-facts.md §3.2 and mcp/streamable.go), one per
-// row of the research's error table.
+// The errors below are built the way go-sdk v1.8.0 builds them (see its
+// mcp/transport.go and mcp/streamable.go), one for each kind of failure
+// the client can see.
 
 var errRejected = &jsonrpc.Error{Code: -32005, Message: "rejected by transport"}
 

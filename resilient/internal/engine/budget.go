@@ -30,7 +30,7 @@ type Budget struct {
 // DefaultBudgetRatio (0.1); negative ones are an error.
 func NewBudget(maxTokens, ratio float64) (*Budget, error) {
 	if maxTokens < 0 || !(ratio >= 0) {
-		return nil, fmt.Errorf("retry: NewBudget(%v, %v): tokens and ratio must be >= 0", maxTokens, ratio)
+		return nil, fmt.Errorf("engine: NewBudget(%v, %v): tokens and ratio must be >= 0", maxTokens, ratio)
 	}
 	if maxTokens == 0 {
 		maxTokens = DefaultBudgetTokens
