@@ -73,6 +73,10 @@ case "${1:-}" in
     (
       cd "$nested"
       go mod edit -dropreplace="$module" -require="$module@$version"
+      # The hashes of an earlier commit under the same version would fail
+      # the check against the new ones: the release moved, on purpose.
+      grep -v "^$module " go.sum >go.sum.tmp || true
+      mv go.sum.tmp go.sum
       GOWORK=off GOFLAGS= GOPROXY="file://$tmp,$(go env GOPROXY)" GONOSUMDB="github.com/mcpkit/*" go mod tidy
     )
     echo "release $version = $commit; $nested now requires it:"
