@@ -120,10 +120,9 @@ func runWith[R any](ctx context.Context, c *Client, o op, ov engine.Overrides, f
 			if in.Reconnected == engine.ReconnectFailed {
 				return zero, cl.stopped(rerr, attempt, err)
 			}
-			if in.Request == engine.RequestRefused {
-				// The SDK's text names the status only in words.
-				return zero, fmt.Errorf("resilient: %s refused with HTTP status %d: %w", o.method, in.Status, err)
-			}
+			// A refusal too is returned as the SDK returned it (its text
+			// names the status in words), so that the client stays a
+			// drop-in for *mcp.ClientSession.
 			return zero, err
 		case engine.ActCancelled:
 			if !isContextErr(err) {

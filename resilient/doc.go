@@ -63,7 +63,7 @@
 //	HTTP 404 or 400 for the call's own request       yes, on a new session
 //	  (any SDK's "no session", even undecodable)
 //	another 4xx for it (401, 403, 405, 413, 415,     no: returned as is after one attempt,
-//	  422...)                                          no reconnect; the error names the status
+//	  422...)                                          no reconnect (the SDK's error)
 //	may have run: dropped after sending, 500/502/504,
 //	a 404 for another request while it ran:
 //	  - a method other than tools/call               yes, on a new session

@@ -45,7 +45,8 @@ func (h *refusingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // A request refused with a status that sending again cannot change is
-// answered as is: one attempt, no reconnect, the status in the error. The
+// answered as is: one attempt, no reconnect, the SDK's error (which names
+// the status). The
 // tool is a read, which the rule would replay on any ambiguous failure: the
 // refusal must win over the error's text.
 func TestRefusalsNeverReconnect(t *testing.T) {
@@ -66,8 +67,8 @@ func TestRefusalsNeverReconnect(t *testing.T) {
 			if err == nil {
 				t.Fatal("call refused with", status, "succeeded")
 			}
-			if !strings.Contains(err.Error(), fmt.Sprint(status)) {
-				t.Errorf("err = %v, want the status %d in it", err, status)
+			if !strings.Contains(err.Error(), http.StatusText(status)) {
+				t.Errorf("err = %v, want the status %q in it, as the SDK says it", err, http.StatusText(status))
 			}
 			s := c.Stats()
 			if got := h.posts.Load(); got != 1 || s.Retries != 0 || s.Reconnects != 0 || s.Dials != 1 {
