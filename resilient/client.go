@@ -126,7 +126,9 @@ type flight struct {
 // Options.ConnectTimeout) is tried again with the policy's backoff, until
 // ctx ends, the policy's MaxElapsed (default 30s) has passed or its
 // MaxAttempts (when set) are spent: a client may start while its server is
-// still starting. A refusal (401, an
+// still starting. A 429 or 503 with Retry-After is waited out, not sooner;
+// one that asks for more than ctx or MaxElapsed leaves ends Connect at once
+// with [retry.ErrExhausted] (reason [retry.ReasonRetryAfter]). A refusal (401, an
 // unsupported protocol version, any JSON-RPC error) returns at once, and
 // so does every failure when Options.ConnectOnce is set. The error says
 // which failure it was; it matches ctx.Err() when ctx ended, and
@@ -233,7 +235,9 @@ func (c *Client) connectFirst(ctx context.Context, once bool) (*conn, error) {
 	start := time.Now()
 	bo := engine.NewBackOff(c.policy)
 	for attempt := 1; ; attempt++ {
-		cn, err := c.dial(ctx, 1)
+		// The probe sees a 429 or 503 with Retry-After on the handshake.
+		pctx := &probeCtx{Context: ctx}
+		cn, err := c.dial(pctx, 1)
 		if err == nil {
 			return cn, nil
 		}
@@ -250,8 +254,19 @@ func (c *Client) connectFirst(ctx context.Context, once bool) (*conn, error) {
 		// Reported when Connect tries again; the last failure is its error.
 		c.emit(Event{Kind: EventAttemptFailed, Method: "initialize", Class: class, Attempt: attempt, Err: err})
 		wait := bo.NextBackOff()
-		if wait == engine.Stop || c.policy.MaxElapsed > 0 && time.Since(start)+wait > c.policy.MaxElapsed {
+		if wait == engine.Stop {
 			return nil, fmt.Errorf("resilient: connect: %w", &retry.ExhaustedError{Attempts: attempt, Reason: retry.ReasonMaxElapsed, Last: err})
+		}
+		reason := retry.ReasonMaxElapsed
+		if hint := pctx.probe.retryAfterHint(); hint > wait {
+			// The server said when to come back: not sooner, and not at
+			// all when that is past Connect's bounds.
+			wait, reason = hint, retry.ReasonRetryAfter
+		}
+		deadline, bounded := ctx.Deadline()
+		if c.policy.MaxElapsed > 0 && time.Since(start)+wait > c.policy.MaxElapsed ||
+			reason == retry.ReasonRetryAfter && bounded && time.Until(deadline) < wait {
+			return nil, fmt.Errorf("resilient: connect: %w", &retry.ExhaustedError{Attempts: attempt, Reason: reason, Last: err})
 		}
 		c.log.Debug("connect failed; trying again", zap.Int("attempt", attempt), zap.Stringer("class", class),
 			zap.Duration("backoff", wait), zap.Error(err))

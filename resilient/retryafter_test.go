@@ -95,3 +95,55 @@ func TestRetryAfterBeyondBound(t *testing.T) {
 		}
 	})
 }
+
+// Connect waits out a Retry-After on the handshake too, not sooner.
+func TestConnectHonoursRetryAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := echoServer()
+		rt := &handlerRT{retryAfter: "2",
+			h: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{JSONResponse: true})}
+		// go-sdk tries server/discover first and falls back to initialize:
+		// refuse both.
+		rt.refuse.Store(2)
+		factory := resilient.StreamableHTTPTransport(mcp.StreamableClientTransport{
+			Endpoint: "http://mcp.test/mcp", HTTPClient: &http.Client{Transport: rt}, DisableStandaloneSSE: true})
+		start := time.Now()
+		c, err := resilient.Connect(context.Background(), newClient(), factory, nil)
+		if err != nil {
+			t.Fatalf("Connect refused once with Retry-After: %v", err)
+		}
+		defer c.Close()
+		if d := time.Since(start); d < 2*time.Second {
+			t.Errorf("dialled again after %v, want the server's Retry-After of 2s", d)
+		}
+		if s := c.Stats(); s.Dials != 2 {
+			t.Errorf("Stats.Dials = %d, want 2", s.Dials)
+		}
+	})
+}
+
+// A Retry-After on the handshake beyond Connect's deadline ends Connect at
+// once, saying why.
+func TestConnectRetryAfterBeyondDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := echoServer()
+		rt := &handlerRT{retryAfter: "60",
+			h: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{JSONResponse: true})}
+		// go-sdk tries server/discover first and falls back to initialize:
+		// refuse both.
+		rt.refuse.Store(2)
+		factory := resilient.StreamableHTTPTransport(mcp.StreamableClientTransport{
+			Endpoint: "http://mcp.test/mcp", HTTPClient: &http.Client{Transport: rt}, DisableStandaloneSSE: true})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err := resilient.Connect(ctx, newClient(), factory, nil)
+		var ex *retry.ExhaustedError
+		if !errors.As(err, &ex) || ex.Reason != retry.ReasonRetryAfter {
+			t.Fatalf("Connect = %v, want retry.ExhaustedError with ReasonRetryAfter", err)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("Connect gave up after %v, want at once", d)
+		}
+	})
+}
