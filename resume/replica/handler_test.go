@@ -509,6 +509,12 @@ func TestHandlerRecordLease(t *testing.T) {
 	c.to(0)
 	cs := c.connect(t, "")
 	id := cs.ID()
+	// notifications/initialized is answered before it is handled (and its
+	// handling fixes the session's owner in the store); a ping is handled
+	// after it, so once the ping is answered A reads the store no more.
+	if err := cs.Ping(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
 	c.to(1)
 	list := `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
 	if resp := rawPost(t, c.url, id, "", list); resp.StatusCode != http.StatusOK {
