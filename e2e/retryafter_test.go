@@ -37,6 +37,7 @@ error_log stderr warn;
 events { worker_connections 64; }
 http {
     access_log /dev/stdout;
+    client_max_body_size 16k;
     client_body_temp_path client_body;
     proxy_temp_path proxy;
     fastcgi_temp_path fastcgi;
@@ -130,15 +131,45 @@ func TestNginxRetryAfter(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 
+	// nginx refuses a body over client_max_body_size with 413 before any
+	// backend sees it: an answer, returned after one attempt, with no
+	// reconnect and no re-send.
+	t.Run("413 from nginx", func(t *testing.T) {
+		before := c.Stats()
+		_, err := c.CallTool(context.Background(), &mcp.CallToolParams{Name: "increment",
+			Arguments: map[string]any{"blob": strings.Repeat("x", 64<<10)}})
+		if err == nil || !strings.Contains(err.Error(), http.StatusText(http.StatusRequestEntityTooLarge)) {
+			t.Fatalf("err = %v, want nginx's 413 (%s)", err, http.StatusText(http.StatusRequestEntityTooLarge))
+		}
+		if errors.Is(err, resilient.ErrOutcomeUnknown) {
+			t.Errorf("err = %v matches ErrOutcomeUnknown; nginx refused the call, it did not run", err)
+		}
+		after := c.Stats()
+		if after.Retries != before.Retries || after.Reconnects != before.Reconnects || after.Dials != before.Dials {
+			t.Errorf("Stats %+v after the 413, %+v before: want no re-send, reconnect or dial", after, before)
+		}
+		if n := runs.Load(); n != 0 {
+			t.Errorf("the tool ran %d times, want 0", n)
+		}
+		// The session is intact: a call that fits goes through (nginx
+		// closed the connection after its 413, so this call may be sent
+		// again on a new one, never having been sent on the closed one).
+		if _, err := c.CallTool(context.Background(), &mcp.CallToolParams{Name: "increment"}); err != nil {
+			t.Fatalf("call after the 413: %v", err)
+		}
+		runs.Store(0)
+	})
+
 	if err := os.WriteFile(maintenance, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("deadline before Retry-After", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
+		retriesBefore := c.Stats().Retries
 		start := time.Now()
 		_, err := c.CallTool(ctx, &mcp.CallToolParams{Name: "increment"})
-		if r := c.Stats().Retries; r != 0 {
+		if r := c.Stats().Retries - retriesBefore; r != 0 {
 			t.Errorf("%d re-sends, want none: nginx's Retry-After outlasts the deadline", r)
 		}
 		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "Service Unavailable") {
